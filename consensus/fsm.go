@@ -1,0 +1,222 @@
+package consensus
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+
+	"github.com/hashicorp/raft"
+	bolt "go.etcd.io/bbolt"
+)
+
+// Shard log entries are framed as kind(1) | leader time(8) | command.
+const entryHeader = 9
+
+func encodeEntry(kind Kind, now int64, cmd []byte) []byte {
+	b := make([]byte, entryHeader+len(cmd))
+	b[0] = byte(kind)
+	binary.BigEndian.PutUint64(b[1:9], uint64(now))
+	copy(b[9:], cmd)
+	return b
+}
+
+// kindNoop marks the empty entry a new leader commits before serving reads.
+const kindNoop Kind = 0
+
+// applyResult is what a shard's Apply future yields.
+type applyResult struct {
+	data []byte
+	err  error
+}
+
+// shardFSM hosts the machines of one data shard on a bbolt file. The file is
+// not fsynced: it is rebuilt from the latest snapshot and the log whenever the
+// replica starts.
+type shardFSM struct {
+	shard    int
+	path     string
+	machines map[Kind]Machine
+
+	mu      sync.RWMutex // guards db against swap during restore
+	db      *bolt.DB
+	applied atomic.Uint64
+	lastT   int64
+}
+
+func boltOptions() *bolt.Options {
+	// A large initial map avoids remapping, which would make writers wait for
+	// long read transactions (snapshots). It costs address space only.
+	return &bolt.Options{NoSync: true, NoFreelistSync: true, InitialMmapSize: 1 << 30, FreelistType: bolt.FreelistMapType}
+}
+
+func openShardFSM(shard int, path string, machines []Machine) (*shardFSM, error) {
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("consensus: reset state of shard %d: %w", shard, err)
+	}
+	f := &shardFSM{shard: shard, path: path, machines: map[Kind]Machine{}}
+	for _, m := range machines {
+		f.machines[m.Kind()] = m
+	}
+	db, err := f.openDB(path)
+	if err != nil {
+		return nil, err
+	}
+	f.db = db
+	return f, nil
+}
+
+func (f *shardFSM) openDB(path string) (*bolt.DB, error) {
+	db, err := bolt.Open(path, 0o600, boltOptions())
+	if err != nil {
+		return nil, fmt.Errorf("consensus: open state of shard %d: %w", f.shard, err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, m := range f.machines {
+			if err := m.Open(f.shard, tx); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("consensus: open machines of shard %d: %w", f.shard, err)
+	}
+	return db, nil
+}
+
+func (f *shardFSM) Apply(l *raft.Log) any {
+	return f.ApplyBatch([]*raft.Log{l})[0]
+}
+
+// ApplyBatch applies a batch of committed entries in one bbolt transaction.
+func (f *shardFSM) ApplyBatch(logs []*raft.Log) []any {
+	out := make([]any, len(logs))
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	err := f.db.Update(func(tx *bolt.Tx) error {
+		for i, l := range logs {
+			if l.Type != raft.LogCommand {
+				continue
+			}
+			if len(l.Data) < entryHeader {
+				out[i] = applyResult{err: fmt.Errorf("consensus: short entry at index %d", l.Index)}
+				continue
+			}
+			if Kind(l.Data[0]) == kindNoop {
+				continue
+			}
+			m := f.machines[Kind(l.Data[0])]
+			if m == nil {
+				out[i] = applyResult{err: fmt.Errorf("consensus: no machine of kind %d", l.Data[0])}
+				continue
+			}
+			t := int64(binary.BigEndian.Uint64(l.Data[1:9]))
+			if t < f.lastT {
+				t = f.lastT // a new leader's clock may lag; time never goes back
+			}
+			f.lastT = t
+			res, err := m.Apply(f.shard, tx, Entry{Index: l.Index, Time: t, Cmd: l.Data[entryHeader:]})
+			if err != nil {
+				return fmt.Errorf("consensus: shard %d apply index %d: %w", f.shard, l.Index, err)
+			}
+			out[i] = applyResult{data: res}
+		}
+		return nil
+	})
+	if err != nil {
+		// The store failed: a replica that cannot apply must not go on.
+		panic(err)
+	}
+	if n := len(logs); n > 0 {
+		f.applied.Store(logs[n-1].Index)
+	}
+	return out
+}
+
+func (f *shardFSM) view(fn func(*bolt.Tx) error) error {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.db.View(fn)
+}
+
+func (f *shardFSM) Snapshot() (raft.FSMSnapshot, error) {
+	f.mu.RLock()
+	tx, err := f.db.Begin(false)
+	f.mu.RUnlock()
+	if err != nil {
+		return nil, fmt.Errorf("consensus: snapshot shard %d: %w", f.shard, err)
+	}
+	var hdr [8]byte
+	binary.BigEndian.PutUint64(hdr[:], uint64(f.lastT))
+	return &boltSnapshot{tx: tx, header: hdr}, nil
+}
+
+func (f *shardFSM) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	var hdr [8]byte
+	if _, err := io.ReadFull(rc, hdr[:]); err != nil {
+		return fmt.Errorf("consensus: restore shard %d: %w", f.shard, err)
+	}
+	tmp := f.path + ".restore"
+	out, err := os.Create(tmp)
+	if err != nil {
+		return fmt.Errorf("consensus: restore shard %d: %w", f.shard, err)
+	}
+	if _, err := io.Copy(out, rc); err != nil {
+		out.Close()
+		return fmt.Errorf("consensus: restore shard %d: %w", f.shard, err)
+	}
+	if err := out.Close(); err != nil {
+		return fmt.Errorf("consensus: restore shard %d: %w", f.shard, err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.db.Close(); err != nil {
+		return fmt.Errorf("consensus: restore shard %d: %w", f.shard, err)
+	}
+	if err := os.Rename(tmp, f.path); err != nil {
+		return fmt.Errorf("consensus: restore shard %d: %w", f.shard, err)
+	}
+	db, err := f.openDB(f.path)
+	if err != nil {
+		return err
+	}
+	f.db = db
+	f.lastT = int64(binary.BigEndian.Uint64(hdr[:]))
+	return nil
+}
+
+func (f *shardFSM) Close() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	err := f.db.Close()
+	_ = os.Remove(f.path)
+	return err
+}
+
+type boltSnapshot struct {
+	tx     *bolt.Tx
+	header [8]byte
+}
+
+func (s *boltSnapshot) Persist(sink raft.SnapshotSink) error {
+	if _, err := sink.Write(s.header[:]); err != nil {
+		sink.Cancel()
+		return err
+	}
+	if _, err := s.tx.WriteTo(sink); err != nil {
+		sink.Cancel()
+		return err
+	}
+	return sink.Close()
+}
+
+func (s *boltSnapshot) Release() { _ = s.tx.Rollback() }
+
+func statePath(dir string, group string) string { return filepath.Join(dir, "state", group+".db") }
