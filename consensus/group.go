@@ -14,6 +14,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
+
+	"stillwater/consensus/wal"
 )
 
 const metaGroupID = 0xFFFF
@@ -274,4 +276,19 @@ type LogStores interface {
 type GroupLog interface {
 	raft.LogStore
 	raft.StableStore
+}
+
+// walLogs adapts the node's shared write-ahead log to LogStores.
+type walLogs struct{ *wal.WAL }
+
+func (w walLogs) Group(name string) GroupLog { return w.WAL.Group(name) }
+
+// OpenWAL opens the node's write-ahead log in dir. A damaged log is refused
+// with an error wrapping wal.ErrCorrupt.
+func OpenWAL(dir string, log *slog.Logger) (LogStores, *wal.WAL, error) {
+	w, err := wal.Open(dir, wal.Options{Logger: log})
+	if err != nil {
+		return nil, nil, err
+	}
+	return walLogs{w}, w, nil
 }

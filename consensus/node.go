@@ -75,9 +75,10 @@ type Node struct {
 	closing sync.Once
 }
 
-// Start opens the node's state, starts its replicas and creates or joins the
-// site as needed. It returns once the node is part of the site.
-func Start(ctx context.Context, cfg Config) (*Node, error) {
+// New prepares a node; Start brings it into its site. Machines may hold the
+// node as their Cluster from the start, but may use it only once Start has
+// returned.
+func New(cfg Config) *Node {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -87,26 +88,55 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	n := &Node{cfg: cfg, log: cfg.Logger, shards: map[int]*group{}, changed: make(chan struct{}, 1), watch: make(chan struct{})}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	n.meta = newMetaFSM(n.kick)
+	return n
+}
 
+// SetMachines sets the state machines hosted in every shard, for callers
+// that need the node (as their Cluster) to build them. Call it before Start.
+func (n *Node) SetMachines(ms ...Machine) {
+	n.cfg.Machines = ms
+}
+
+// Start opens the node's state, starts its replicas and creates or joins the
+// site as needed. It returns once the node is part of the site.
+func Start(ctx context.Context, cfg Config) (*Node, error) {
+	n := New(cfg)
+	if err := n.Start(ctx); err != nil {
+		return nil, err
+	}
+	return n, nil
+}
+
+// Start brings a node made by New into its site; on error the node is closed.
+func (n *Node) Start(ctx context.Context) error {
+	if err := n.start(ctx); err != nil {
+		n.Close()
+		return err
+	}
+	return nil
+}
+
+func (n *Node) start(ctx context.Context) error {
+	cfg := n.cfg
 	idPath := filepath.Join(cfg.DataDir, "node.json")
 	known, err := readIdentity(idPath)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if known != nil {
 		if known.NodeID != cfg.NodeID || known.Addr != cfg.Addr {
-			return nil, fmt.Errorf("consensus: data directory %s belongs to node %s at %s, not %s at %s",
+			return fmt.Errorf("consensus: data directory %s belongs to node %s at %s, not %s at %s",
 				cfg.DataDir, known.NodeID, known.Addr, cfg.NodeID, cfg.Addr)
 		}
 		n.id = *known
 	}
 	tlsConf, err := siteTLS(cfg.SiteKey, cfg.NodeID)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	n.trans, err = newTransport(cfg.Addr, tlsConf, cfg.FaultInjection, n.log)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	n.client = &http.Client{Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
@@ -129,13 +159,12 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	}
 
 	if err := n.joinSite(ctx, idPath); err != nil {
-		n.Close()
-		return nil, err
+		return err
 	}
 	n.wg.Add(2)
 	go n.manageReplicas()
 	go n.reconcileLoop()
-	return n, nil
+	return nil
 }
 
 func readIdentity(path string) (*identity, error) {

@@ -1,0 +1,42 @@
+# Stillwater: `make run` starts an all-in-one node, `make test` installs what the
+# tests need (on Debian 12, as root) and runs every test.
+
+GO       ?= go
+BIN      := bin/stillwater
+VAR      := $(CURDIR)/var
+# Debian packages the tests use; installed by `make deps` when missing.
+DEB_PKGS :=
+
+.PHONY: build run test unit site deps bench lint clean
+
+build:
+	$(GO) build -o $(BIN) ./appliance/cmd/stillwater
+
+run: build
+	mkdir -p $(VAR)/etc
+	$(BIN) -c $(VAR)/etc -d $(VAR) run
+
+deps:
+	@missing=""; for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+		else echo "make deps: need root to install:$$missing" >&2; exit 1; fi; \
+	fi
+
+# Unit tests run with the race detector; the end-to-end tests in
+# appliance/sitetest start real stillwater processes on 127.0.0.1-3.
+test: deps lint
+	$(GO) test -race -timeout 20m $$($(GO) list ./... | grep -v /appliance/sitetest)
+	$(GO) test -timeout 30m ./appliance/sitetest/
+
+bench: build
+	$(GO) test -run '^$$' -bench . -benchtime 2s ./consensus/wal/ ./kv/ ./timerwheel/
+	$(GO) run ./bench/storagebench
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+clean:
+	rm -rf bin var
