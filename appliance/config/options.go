@@ -268,6 +268,10 @@ func buildTable() map[string]Option {
 		portOpt("consensus_port", "2380", "port for the site's consensus and replication traffic; the same on every node").in(local),
 		portOpt("admin_port", "9880", "port of the node's management HTTP interface").in(local),
 		portOpt("chronos_port", "7253", "port of the timer service").in(local),
+		portOpt("homer_port", "7888", "port of Homer's XCAP interface").in(local),
+		portOpt("homestead_port", "8888", "port of Homestead's HTTP interface").in(local),
+		portOpt("homestead_prov_port", "8889", "port of Homestead's provisioning interface").in(local),
+		portOpt("ellis_port", "80", "port of the Ellis self-service portal and its JSON API").in(local),
 		boolOpt("fault_injection", "N", "enable the test-only fault injection hook; never in production").in(LocalConfig | UserSettings),
 		intOpt("shard_count", "16", 1, 256, "number of shards the site's data is split into; fixed when the site is created").in(SharedConfig),
 
