@@ -72,7 +72,12 @@ func (n *Node) adminHandler() http.Handler {
 			http.Error(w, fmt.Sprintf("unknown configuration %q; known: %s", name, strings.Join(config.Names(), ", ")), http.StatusNotFound)
 			return
 		}
-		doc, ok := n.cons.Config(name)
+		st, err := n.cons.MetaLinearizable(r.Context())
+		if err != nil {
+			httpError(w, err)
+			return
+		}
+		doc, ok := st.Configs[name]
 		if !ok {
 			http.Error(w, fmt.Sprintf("no %s has been uploaded to this site", name), http.StatusNotFound)
 			return

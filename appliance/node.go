@@ -85,7 +85,7 @@ func Start(ctx context.Context, s *Settings, logOut *os.File) (*Node, error) {
 		n.closeServices()
 		return nil, err
 	}
-	if s.Bootstrap {
+	if n.cons.Created() {
 		if err := n.seedSharedConfig(ctx); err != nil {
 			n.Close()
 			return nil, err

@@ -70,7 +70,10 @@ func (n *Node) Backup(ctx context.Context, w io.Writer) error {
 	if _, err := bw.WriteString(backupMagic); err != nil {
 		return err
 	}
-	st := n.meta.get()
+	st, err := n.MetaLinearizable(ctx)
+	if err != nil {
+		return fmt.Errorf("consensus: backup of the site configuration: %w", err)
+	}
 	meta, _ := json.Marshal(MetaState{Site: st.Site, Shards: st.Shards, Configs: st.Configs})
 	if err := writeFrame(bw, 0, 0, meta); err != nil {
 		return err

@@ -1,6 +1,7 @@
 package consensus
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -46,6 +47,26 @@ type shardFSM struct {
 	db      *bolt.DB
 	applied atomic.Uint64
 	lastT   int64
+
+	waitMu  sync.Mutex
+	advance chan struct{} // closed and replaced whenever applied moves
+}
+
+// waitApplied blocks until the replica has applied index idx.
+func (f *shardFSM) waitApplied(ctx context.Context, idx uint64) error {
+	for {
+		f.waitMu.Lock()
+		ch := f.advance
+		f.waitMu.Unlock()
+		if f.applied.Load() >= idx {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-ch:
+		}
+	}
 }
 
 func boltOptions() *bolt.Options {
@@ -58,7 +79,7 @@ func openShardFSM(shard int, path string, machines []Machine) (*shardFSM, error)
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("consensus: reset state of shard %d: %w", shard, err)
 	}
-	f := &shardFSM{shard: shard, path: path, machines: map[Kind]Machine{}}
+	f := &shardFSM{shard: shard, path: path, machines: map[Kind]Machine{}, advance: make(chan struct{})}
 	for _, m := range machines {
 		f.machines[m.Kind()] = m
 	}
@@ -135,6 +156,10 @@ func (f *shardFSM) ApplyBatch(logs []*raft.Log) []any {
 	}
 	if n := len(logs); n > 0 {
 		f.applied.Store(logs[n-1].Index)
+		f.waitMu.Lock()
+		close(f.advance)
+		f.advance = make(chan struct{})
+		f.waitMu.Unlock()
 	}
 	return out
 }

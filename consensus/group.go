@@ -234,14 +234,7 @@ func (g *group) readIndex(ctx context.Context) error {
 	if err := g.raft.VerifyLeader().Error(); err != nil {
 		return err
 	}
-	for g.fsm.applied.Load() < last {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(200 * time.Microsecond):
-		}
-	}
-	return nil
+	return g.fsm.waitApplied(ctx, last)
 }
 
 func (g *group) stop(d groupDeps) error {

@@ -73,6 +73,38 @@ type Node struct {
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 	closing sync.Once
+	created bool // this start created the site
+
+	reconciling sync.Mutex // one placement round at a time
+}
+
+// Created reports whether this node created its site when it started (as
+// opposed to restarting or joining).
+func (n *Node) Created() bool { return n.created }
+
+// MetaLinearizable returns the meta state as the meta leader has it once
+// everything it had accepted is applied: what an operator just uploaded
+// through any node is in it.
+func (n *Node) MetaLinearizable(ctx context.Context) (*MetaState, error) {
+	if n.metaG.isLeader() {
+		if err := n.metaG.raft.Barrier(5 * time.Second).Error(); err != nil {
+			return nil, n.classify(err)
+		}
+		return n.meta.get(), nil
+	}
+	leader := n.metaG.leaderAddr()
+	if leader == "" {
+		return nil, fmt.Errorf("%w: meta group has no leader", ErrNoQuorum)
+	}
+	b, err := n.call(ctx, leader, "/v1/metastate", nil)
+	if err != nil {
+		return nil, err
+	}
+	var st MetaState
+	if err := json.Unmarshal(b, &st); err != nil {
+		return nil, fmt.Errorf("consensus: meta state from %s: %w", leader, err)
+	}
+	return &st, nil
 }
 
 // New prepares a node; Start brings it into its site. Machines may hold the
@@ -146,7 +178,6 @@ func (n *Node) start(ctx context.Context) error {
 		IdleConnTimeout:     time.Minute,
 	}}
 	n.srv = &http.Server{Handler: n.rpcHandler(), ReadHeaderTimeout: 10 * time.Second}
-	go n.srv.Serve(n.trans.http)
 
 	level := hclog.Warn
 	if n.log.Enabled(ctx, slog.LevelDebug-4) {
@@ -161,6 +192,8 @@ func (n *Node) start(ctx context.Context) error {
 	if err := n.joinSite(ctx, idPath); err != nil {
 		return err
 	}
+	// Peers' requests are served once the node's groups exist.
+	go n.srv.Serve(n.trans.http)
 	n.wg.Add(2)
 	go n.manageReplicas()
 	go n.reconcileLoop()
@@ -253,6 +286,7 @@ func (n *Node) joinSite(ctx context.Context, idPath string) error {
 			}
 		}
 		n.id = identity{Site: n.cfg.Site, NodeID: n.cfg.NodeID, Addr: n.cfg.Addr, Shards: n.cfg.Shards}
+		n.created = true
 		return writeIdentity(idPath, n.id)
 	}
 	if len(n.cfg.Seeds) == 0 {
@@ -277,6 +311,9 @@ func (n *Node) joinSite(ctx context.Context, idPath string) error {
 			var st MetaState
 			if err := json.Unmarshal(resp, &st); err != nil {
 				return fmt.Errorf("consensus: join reply from %s: %w", seed, err)
+			}
+			if st.Shards <= 0 {
+				continue // the site is still being created
 			}
 			n.id = identity{Site: st.Site, NodeID: n.cfg.NodeID, Addr: n.cfg.Addr, Shards: st.Shards}
 			n.log.Info("consensus: joined site", "site", st.Site, "via", seed)

@@ -258,6 +258,20 @@ func TestFourthNodeJoinsAndDecommissions(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// Compact every replica's log so that the new node can only catch up
+	// through a snapshot (the FSM's bbolt copy).
+	for i := 1; i <= 3; i++ {
+		for _, g := range s.nodes[i].shards {
+			rc := g.raft.ReloadableConfig()
+			rc.TrailingLogs = 1
+			if err := g.raft.ReloadConfig(rc); err != nil {
+				t.Fatal(err)
+			}
+			if err := g.raft.Snapshot().Error(); err != nil && !errors.Is(err, raft.ErrNothingNewToSnapshot) {
+				t.Fatalf("snapshot: %v", err)
+			}
+		}
+	}
 	n4, err := s.start(4, s.key)
 	if err != nil {
 		t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	"os"
 	"slices"
 	"sort"
+	"sync"
 	"time"
 )
 
@@ -95,7 +96,7 @@ func (n *Node) reconcileReplicas() {
 			ctx, cancel := context.WithTimeout(n.ctx, 2*time.Second)
 			si, err := n.shardInfoRemote(ctx, s)
 			cancel()
-			if err != nil || slices.Contains(si.Voters, n.cfg.NodeID) || si.Leader == n.cfg.NodeID {
+			if err != nil || si.has(n.cfg.NodeID) || si.Leader == n.cfg.NodeID {
 				continue
 			}
 			n.dropShard(s, g)
@@ -159,6 +160,10 @@ func (n *Node) reconcilePlacement() {
 	if n.metaG == nil || !n.metaG.ready.Load() {
 		return
 	}
+	if !n.reconciling.TryLock() {
+		return // a round is under way
+	}
+	defer n.reconciling.Unlock()
 	ctx, cancel := context.WithTimeout(n.ctx, 10*time.Second)
 	defer cancel()
 	st := n.meta.get()
@@ -173,44 +178,31 @@ func (n *Node) reconcilePlacement() {
 		}
 		n.log.Info("consensus: placement changed", "placement", want)
 	}
+	// Shards converge in parallel: a site forming or a node joining moves
+	// every shard at once rather than one step per shard per round.
+	var mu sync.Mutex
+	var wg sync.WaitGroup
 	holding := map[string]bool{}
-	for s := 0; s < st.Shards; s++ {
-		si, err := n.shardInfoRemote(ctx, s)
-		if err != nil {
-			continue
-		}
-		for _, v := range si.Voters {
-			holding[v] = true
-		}
-		var missing, extra []string
-		for _, id := range want[s] {
-			if !slices.Contains(si.Voters, id) {
-				missing = append(missing, id)
+	complete := true
+	for shard := 0; shard < st.Shards; shard++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			held, err := n.reconcileShard(ctx, st, shard, want[shard])
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				complete = false
+				return
 			}
-		}
-		for _, id := range si.Voters {
-			if !slices.Contains(want[s], id) {
-				extra = append(extra, id)
+			for _, id := range held {
+				holding[id] = true
 			}
-		}
-		var c shardChange
-		switch {
-		case len(missing) > 0:
-			m := st.Members[missing[0]]
-			c.Add = &m
-		case len(extra) > 0 && extra[0] == si.Leader:
-			m := st.Members[want[s][0]]
-			c.TransferTo = &m
-		case len(extra) > 0:
-			c.Remove = extra[0]
-		default:
-			continue
-		}
-		if err := n.shardChangeRemote(ctx, s, c); err != nil {
-			n.log.Warn("consensus: shard membership change", "shard", s, "change", c, "err", err)
-		} else {
-			n.log.Info("consensus: shard membership changed", "shard", s, "change", c)
-		}
+		}()
+	}
+	wg.Wait()
+	if !complete {
+		return // a leaving member may still hold a shard we could not see
 	}
 	for id, m := range st.Members {
 		if m.State == MemberLeaving && !holding[id] {
@@ -225,6 +217,82 @@ func (n *Node) reconcilePlacement() {
 			}
 		}
 	}
+}
+
+// reconcileShard moves one shard's replicas to want, one configuration
+// change at a time, and returns the members that hold a replica of it.
+func (n *Node) reconcileShard(ctx context.Context, st *MetaState, shard int, want []string) ([]string, error) {
+	for {
+		si, err := n.shardInfoRemote(ctx, shard)
+		if err != nil {
+			return nil, err
+		}
+		var missing, promote, extra string
+		for _, id := range want {
+			switch {
+			case slices.Contains(si.Nonvoters, id) && promote == "":
+				promote = id
+			case !si.has(id) && missing == "":
+				missing = id
+			}
+		}
+		for _, id := range append(si.Voters, si.Nonvoters...) {
+			if !slices.Contains(want, id) && extra == "" {
+				extra = id
+			}
+		}
+		var c shardChange
+		switch {
+		case missing != "":
+			// A new replica first catches up as a nonvoter, so that the
+			// shard's quorum never waits on a replica still copying its log.
+			m := st.Members[missing]
+			c.AddNonvoter = &m
+		case promote != "":
+			m := st.Members[promote]
+			if !n.caughtUp(ctx, m, shard, si.Commit) {
+				select {
+				case <-ctx.Done():
+					return nil, ctx.Err()
+				case <-time.After(50 * time.Millisecond):
+				}
+				continue
+			}
+			c.Add = &m
+		case extra != "" && extra == si.Leader:
+			m := st.Members[want[0]]
+			c.TransferTo = &m
+		case extra != "":
+			c.Remove = extra
+		default:
+			return append(si.Voters, si.Nonvoters...), nil
+		}
+		if err := n.shardChangeRemote(ctx, shard, c); err != nil {
+			n.log.Warn("consensus: shard membership change", "shard", shard, "change", c, "err", err)
+			return nil, err
+		}
+		n.log.Info("consensus: shard membership changed", "shard", shard, "change", c)
+	}
+}
+
+// caughtUp reports whether member m's replica of shard has applied the
+// leader's commit index as it was when the round began.
+func (n *Node) caughtUp(ctx context.Context, m Member, shard int, commit uint64) bool {
+	var ns NodeStatus
+	if m.ID == n.cfg.NodeID {
+		ns = n.localStatus()
+	} else {
+		b, err := n.call(ctx, m.Addr, "/v1/status", nil)
+		if err != nil || json.Unmarshal(b, &ns) != nil {
+			return false
+		}
+	}
+	for _, g := range ns.Groups {
+		if g.Group == groupName(shard) {
+			return g.Applied >= commit
+		}
+	}
+	return false
 }
 
 // Decommission moves this node's shards to the other members and removes it

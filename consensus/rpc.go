@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -39,6 +40,18 @@ func (n *Node) rpcHandler() http.Handler {
 		writeResult(w, nil, n.classify(err))
 	})
 	mux.HandleFunc("POST /v1/join", n.handleJoin)
+	mux.HandleFunc("POST /v1/metastate", func(w http.ResponseWriter, r *http.Request) {
+		if !n.metaG.isLeader() {
+			redirect(w, n.metaG.leaderAddr())
+			return
+		}
+		if err := n.metaG.raft.Barrier(5 * time.Second).Error(); err != nil {
+			writeResult(w, nil, n.classify(err))
+			return
+		}
+		b, _ := json.Marshal(n.meta.get())
+		w.Write(b)
+	})
 	mux.HandleFunc("POST /v1/remove", n.handleRemove)
 	mux.HandleFunc("POST /v1/shard/info", n.handleShardOp(func(g *group, _ Kind, _ []byte, _ *http.Request) ([]byte, error) {
 		return json.Marshal(g.info())
@@ -120,6 +133,11 @@ func (n *Node) handleJoin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	st := n.meta.get()
+	if st.Shards == 0 {
+		// The site is still being created: the joiner asks again.
+		http.Error(w, "site is being created", http.StatusServiceUnavailable)
+		return
+	}
 	if old, ok := st.Members[m.ID]; ok && old.Addr != m.Addr {
 		http.Error(w, fmt.Sprintf("node id %s is already a member at %s", m.ID, old.Addr), http.StatusConflict)
 		return
@@ -181,18 +199,29 @@ func (n *Node) removeMember(ctx context.Context, id string) error {
 
 // shardInfo is a shard leader's view of its group.
 type shardInfo struct {
-	Leader  string   `json:"leader"`
-	Voters  []string `json:"voters"`
-	Last    uint64   `json:"last"`
-	Applied uint64   `json:"applied"`
+	Leader    string   `json:"leader"`
+	Voters    []string `json:"voters"`
+	Nonvoters []string `json:"nonvoters,omitempty"`
+	Last      uint64   `json:"last"`
+	Commit    uint64   `json:"commit"`
+	Applied   uint64   `json:"applied"`
+}
+
+// has reports whether id is a voter or a catching-up nonvoter of the shard.
+func (si shardInfo) has(id string) bool {
+	return slices.Contains(si.Voters, id) || slices.Contains(si.Nonvoters, id)
 }
 
 func (g *group) info() shardInfo {
-	si := shardInfo{Last: g.raft.LastIndex(), Applied: g.raft.AppliedIndex()}
+	si := shardInfo{Last: g.raft.LastIndex(), Commit: g.raft.CommitIndex(), Applied: g.raft.AppliedIndex()}
 	_, si.Leader = func() (raft.ServerAddress, string) { a, id := g.raft.LeaderWithID(); return a, string(id) }()
 	if f := g.raft.GetConfiguration(); f.Error() == nil {
 		for _, s := range f.Configuration().Servers {
-			si.Voters = append(si.Voters, string(s.ID))
+			if s.Suffrage == raft.Voter {
+				si.Voters = append(si.Voters, string(s.ID))
+			} else {
+				si.Nonvoters = append(si.Nonvoters, string(s.ID))
+			}
 		}
 	}
 	return si
@@ -200,13 +229,16 @@ func (g *group) info() shardInfo {
 
 // shardChange asks a shard leader to change its group's membership.
 type shardChange struct {
-	Add        *Member `json:"add,omitempty"`
-	Remove     string  `json:"remove,omitempty"`
-	TransferTo *Member `json:"transfer_to,omitempty"`
+	AddNonvoter *Member `json:"add_nonvoter,omitempty"`
+	Add         *Member `json:"add,omitempty"`
+	Remove      string  `json:"remove,omitempty"`
+	TransferTo  *Member `json:"transfer_to,omitempty"`
 }
 
 func (g *group) change(c shardChange) error {
 	switch {
+	case c.AddNonvoter != nil:
+		return g.raft.AddNonvoter(raft.ServerID(c.AddNonvoter.ID), raft.ServerAddress(c.AddNonvoter.Addr), 0, 10*time.Second).Error()
 	case c.Add != nil:
 		return g.raft.AddVoter(raft.ServerID(c.Add.ID), raft.ServerAddress(c.Add.Addr), 0, 10*time.Second).Error()
 	case c.TransferTo != nil:

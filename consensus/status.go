@@ -6,12 +6,15 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+
+	"github.com/hashicorp/raft"
 )
 
 // GroupStatus is one replica's state as its node sees it.
 type GroupStatus struct {
 	Group   string `json:"group"`
 	State   string `json:"state"`
+	Voter   bool   `json:"voter"` // this replica votes (a new one catches up first as a nonvoter)
 	Leader  string `json:"leader"`
 	Term    uint64 `json:"term"`
 	Last    uint64 `json:"last_index"`
@@ -47,8 +50,14 @@ func (n *Node) localStatus() NodeStatus {
 			continue
 		}
 		_, leader := g.raft.LeaderWithID()
+		voter := false
+		if f := g.raft.GetConfiguration(); f.Error() == nil {
+			for _, srv := range f.Configuration().Servers {
+				voter = voter || (string(srv.ID) == n.cfg.NodeID && srv.Suffrage == raft.Voter)
+			}
+		}
 		ns.Groups = append(ns.Groups, GroupStatus{
-			Group: groupName(g.shard), State: g.raft.State().String(), Leader: string(leader),
+			Group: groupName(g.shard), State: g.raft.State().String(), Voter: voter, Leader: string(leader),
 			Term: g.raft.CurrentTerm(), Last: g.raft.LastIndex(), Commit: g.raft.CommitIndex(), Applied: g.raft.AppliedIndex(),
 		})
 	}
