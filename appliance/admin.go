@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -128,6 +129,21 @@ func (n *Node) adminHandler() http.Handler {
 		}
 		w.Header().Set("X-Version", fmt.Sprint(v))
 		w.WriteHeader(http.StatusNoContent)
+	})
+	mux.HandleFunc("POST /numbers", func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		start, err1 := strconv.ParseInt(q.Get("start"), 10, 64)
+		count, err2 := strconv.ParseInt(q.Get("count"), 10, 64)
+		if err1 != nil || err2 != nil {
+			http.Error(w, "start and count must be integers", http.StatusBadRequest)
+			return
+		}
+		created, present, err := n.IMS.Ellis.CreateNumbers(r.Context(), start, count, q.Get("pstn") == "true", q.Get("realm"))
+		if err != nil {
+			httpError(w, err)
+			return
+		}
+		writeJSON(w, map[string]int{"created": created, "present": present})
 	})
 	mux.HandleFunc("GET /timers/stats", func(w http.ResponseWriter, r *http.Request) {
 		stats, err := n.Timers.Stats(r.Context())

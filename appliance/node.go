@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -31,6 +32,7 @@ type Node struct {
 	wal      *wal.WAL
 	KV       *kv.Service
 	Timers   *timerwheel.Service
+	IMS      imsServices
 
 	cfgMu sync.RWMutex
 	cfg   *config.Config // local files merged with the site's shared_config
@@ -91,31 +93,56 @@ func Start(ctx context.Context, s *Settings, logOut *os.File) (*Node, error) {
 			return nil, err
 		}
 	}
+	if err := n.awaitSharedConfig(ctx); err != nil {
+		n.Close()
+		return nil, err
+	}
 	n.applySharedConfig()
 	go n.watchSharedConfig()
 
 	n.Listens = append(n.Listens, Listener{"consensus (Raft, site TLS)", consAddr})
-	serve := func(name string, port int, h http.Handler) error {
-		addr := net.JoinHostPort(s.LocalIP, strconv.Itoa(port))
-		ln, err := net.Listen("tcp", addr)
-		if err != nil {
-			return fmt.Errorf("%s: listen on %s: %w", name, addr, err)
+	if err := n.serve("timers (Chronos API)", cfg.Int("chronos_port"), n.Timers.HTTPHandler()); err != nil {
+		n.Close()
+		return nil, err
+	}
+	if err := n.serve("admin API", cfg.Int("admin_port"), n.adminHandler()); err != nil {
+		n.Close()
+		return nil, err
+	}
+	if err := n.startIMS(); err != nil {
+		n.Close()
+		return nil, err
+	}
+	if n.cons.Created() {
+		// A new site starts with a pool of numbers for Ellis to hand out.
+		if _, _, err := n.IMS.Ellis.CreateNumbers(ctx, 6505550000, 1000, false, ""); err != nil {
+			n.Close()
+			return nil, fmt.Errorf("seed Ellis's number pool: %w", err)
 		}
-		srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-		n.servers = append(n.servers, srv)
-		n.Listens = append(n.Listens, Listener{name, addr})
-		go srv.Serve(ln)
-		return nil
-	}
-	if err := serve("timers (Chronos API)", cfg.Int("chronos_port"), n.Timers.HTTPHandler()); err != nil {
-		n.Close()
-		return nil, err
-	}
-	if err := serve("admin API", cfg.Int("admin_port"), n.adminHandler()); err != nil {
-		n.Close()
-		return nil, err
 	}
 	return n, nil
+}
+
+// serve listens on the node's address and serves h there.
+func (n *Node) serve(name string, port int, h http.Handler) error {
+	addr := net.JoinHostPort(n.settings.LocalIP, strconv.Itoa(port))
+	ln, err := net.Listen("tcp", addr)
+	if errors.Is(err, syscall.EACCES) && port < 1024 {
+		// A node run by an unprivileged user (make run) cannot bind the
+		// portal's port 80; it serves on 8080 instead and says so.
+		alt := net.JoinHostPort(n.settings.LocalIP, strconv.Itoa(port+8000))
+		n.log.Warn("no permission for a privileged port; serving elsewhere", "interface", name, "wanted", addr, "using", alt)
+		addr = alt
+		ln, err = net.Listen("tcp", addr)
+	}
+	if err != nil {
+		return fmt.Errorf("%s: listen on %s: %w", name, addr, err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	n.servers = append(n.servers, srv)
+	n.Listens = append(n.Listens, Listener{name, addr})
+	go srv.Serve(ln)
+	return nil
 }
 
 // seedSharedConfig stores the node's shared_config file in the meta group
@@ -130,7 +157,33 @@ func (n *Node) seedSharedConfig(ctx context.Context) error {
 	} else if err != nil {
 		return err
 	}
+	cfg, err := n.settings.Config.With(b)
+	if err != nil {
+		return err
+	}
+	b, err = ensureEllisSecrets(b, func(name string) bool { return cfg.String(name) != "" })
+	if err != nil {
+		return err
+	}
 	return n.cons.SetConfig(ctx, "shared_config", b)
+}
+
+// awaitSharedConfig waits until this node's replica of the meta group holds
+// the site's shared_config (a joining or restarting node replays it first),
+// so that the functions start on the site's settings rather than the local
+// file's.
+func (n *Node) awaitSharedConfig(ctx context.Context) error {
+	for {
+		changed := n.cons.MetaChanged()
+		if _, ok := n.cons.Config("shared_config"); ok {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for the site's shared_config: %w", ctx.Err())
+		case <-changed:
+		}
+	}
 }
 
 // Config is the configuration in force: the node's files with the site's
@@ -193,6 +246,9 @@ func (n *Node) Close() error {
 		n.stop()
 		for _, s := range n.servers {
 			s.Close()
+		}
+		if n.IMS.Ellis != nil {
+			n.IMS.Ellis.Close()
 		}
 		n.closeServices()
 		err = errors.Join(n.cons.Close(), n.wal.Close())

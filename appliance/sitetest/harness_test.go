@@ -79,7 +79,7 @@ func skipIfShort(t *testing.T) {
 }
 
 // ports are one site's listening ports, the same on each of its nodes.
-type ports struct{ consensus, admin, chronos int }
+type ports struct{ consensus, admin, chronos, homestead, homesteadProv, homer, ellis int }
 
 var (
 	portsMu   sync.Mutex
@@ -95,7 +95,7 @@ func freePorts(t *testing.T) ports {
 	portsMu.Lock()
 	defer portsMu.Unlock()
 	var got []int
-	for tries := 0; len(got) < 3; tries++ {
+	for tries := 0; len(got) < 7; tries++ {
 		if tries > 1000 {
 			t.Fatal("no free ports found")
 		}
@@ -107,7 +107,7 @@ func freePorts(t *testing.T) ports {
 		portsUsed[p] = true
 		got = append(got, p)
 	}
-	return ports{consensus: got[0], admin: got[1], chronos: got[2]}
+	return ports{consensus: got[0], admin: got[1], chronos: got[2], homestead: got[3], homesteadProv: got[4], homer: got[5], ellis: got[6]}
 }
 
 func portFree(p int) bool {
@@ -245,6 +245,8 @@ func (s *site) addNode(i int, cluster []int) *node {
 	}
 	fmt.Fprintf(&lc, "data_dir=%s\nconsensus_port=%d\nadmin_port=%d\nchronos_port=%d\n",
 		n.dataDir, s.ports.consensus, s.ports.admin, s.ports.chronos)
+	fmt.Fprintf(&lc, "homestead_port=%d\nhomestead_prov_port=%d\nhomer_port=%d\nellis_port=%d\n",
+		s.ports.homestead, s.ports.homesteadProv, s.ports.homer, s.ports.ellis)
 	if s.opts.faultInjection {
 		lc.WriteString("fault_injection=Y\n")
 	}

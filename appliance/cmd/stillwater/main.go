@@ -10,10 +10,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -21,6 +24,8 @@ import (
 
 	"stillwater/appliance"
 	"stillwater/appliance/config"
+	"stillwater/appliance/ellis"
+	"stillwater/appliance/provtools"
 	"stillwater/consensus"
 )
 
@@ -36,6 +41,10 @@ commands:
   config download <name> [file]    fetch shared configuration (default: stdout)
   config upload <name> [file]      validate and upload shared configuration
                                    (default file: the name's Clearwater file name)
+  users create|update|delete|display|list|import ...
+                                   provision subscribers (clearwater-prov-tools)
+  numbers create --start N --count M [--pstn] [--realm R]
+                                   add numbers to Ellis's pool
 
 names: ` + "%s" + `
 The config directory defaults to $STILLWATER_CONFIG_DIR or /etc/clearwater.
@@ -106,9 +115,31 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return admin(s, http.MethodPost, "/restore", f, stdout, time.Hour)
 	case "config":
 		return configCmd(s, args[1:], stdout)
+	case "users":
+		addr := net.JoinHostPort(s.LocalIP, strconv.Itoa(s.Config.Int("homestead_prov_port")))
+		return provtools.Users(context.Background(), args[1:], stdout, stderr, provtools.NewClient(addr))
+	case "numbers":
+		return ellis.NumbersCommand(context.Background(), args[1:], stdout, ellis.CreateNumbersFunc(
+			func(ctx context.Context, start, count int64, pstn bool, realm string) (int, int, error) {
+				return createNumbers(s, start, count, pstn, realm)
+			}))
 	}
 	fs.Usage()
 	return fmt.Errorf("unknown command %q", args[0])
+}
+
+func createNumbers(s *appliance.Settings, start, count int64, pstn bool, realm string) (int, int, error) {
+	q := url.Values{"start": {fmt.Sprint(start)}, "count": {fmt.Sprint(count)}, "pstn": {fmt.Sprint(pstn)}, "realm": {realm}}
+	resp, err := adminDo(s, http.MethodPost, "/numbers?"+q.Encode(), nil, 10*time.Minute)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer resp.Body.Close()
+	var res struct{ Created, Present int }
+	if err := json.NewDecoder(resp.Body).Decode(&res); err != nil {
+		return 0, 0, err
+	}
+	return res.Created, res.Present, nil
 }
 
 func runNode(s *appliance.Settings, stdout io.Writer) error {
@@ -124,6 +155,7 @@ func runNode(s *appliance.Settings, stdout io.Writer) error {
 	for _, l := range n.Listens {
 		fmt.Fprintf(stdout, "  %-28s %s\n", l.Name, l.Addr)
 	}
+	fmt.Fprintf(stdout, "  Ellis signup code: %s\n", n.Config().String("signup_key"))
 	select {
 	case <-ctx.Done():
 	case <-n.Done():
