@@ -33,6 +33,9 @@ type Node struct {
 	KV       *kv.Service
 	Timers   *timerwheel.Service
 	IMS      imsServices
+	// GeneratedSignupKey is set when this start created the site and made
+	// up Ellis's signup key, which the operator then needs to be shown.
+	GeneratedSignupKey bool
 
 	cfgMu sync.RWMutex
 	cfg   *config.Config // local files merged with the site's shared_config
@@ -161,10 +164,12 @@ func (n *Node) seedSharedConfig(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	hadKey := cfg.String("signup_key") != ""
 	b, err = ensureEllisSecrets(b, func(name string) bool { return cfg.String(name) != "" })
 	if err != nil {
 		return err
 	}
+	n.GeneratedSignupKey = !hadKey
 	return n.cons.SetConfig(ctx, "shared_config", b)
 }
 

@@ -155,7 +155,9 @@ func runNode(s *appliance.Settings, stdout io.Writer) error {
 	for _, l := range n.Listens {
 		fmt.Fprintf(stdout, "  %-28s %s\n", l.Name, l.Addr)
 	}
-	fmt.Fprintf(stdout, "  Ellis signup code: %s\n", n.Config().String("signup_key"))
+	if n.GeneratedSignupKey {
+		fmt.Fprintf(stdout, "  Ellis signup code (generated; kept in shared_config as signup_key): %s\n", n.Config().String("signup_key"))
+	}
 	select {
 	case <-ctx.Done():
 	case <-n.Done():
