@@ -15,14 +15,16 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// Shard log entries are framed as kind(1) | leader time(8) | command.
-const entryHeader = 9
+// Shard log entries are framed as kind(1) | leader time(8) | request id(16) |
+// command.
+const entryHeader = 25
 
-func encodeEntry(kind Kind, now int64, cmd []byte) []byte {
+func encodeEntry(kind Kind, now int64, id reqID, cmd []byte) []byte {
 	b := make([]byte, entryHeader+len(cmd))
 	b[0] = byte(kind)
 	binary.BigEndian.PutUint64(b[1:9], uint64(now))
-	copy(b[9:], cmd)
+	copy(b[9:25], id[:])
+	copy(b[25:], cmd)
 	return b
 }
 
@@ -47,6 +49,7 @@ type shardFSM struct {
 	db      *bolt.DB
 	applied atomic.Uint64
 	lastT   int64
+	dedup   *dedupTable
 
 	waitMu  sync.Mutex
 	advance chan struct{} // closed and replaced whenever applied moves
@@ -79,7 +82,7 @@ func openShardFSM(shard int, path string, machines []Machine) (*shardFSM, error)
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("consensus: reset state of shard %d: %w", shard, err)
 	}
-	f := &shardFSM{shard: shard, path: path, machines: map[Kind]Machine{}, advance: make(chan struct{})}
+	f := &shardFSM{shard: shard, path: path, machines: map[Kind]Machine{}, advance: make(chan struct{}), dedup: newDedupTable()}
 	for _, m := range machines {
 		f.machines[m.Kind()] = m
 	}
@@ -132,6 +135,12 @@ func (f *shardFSM) ApplyBatch(logs []*raft.Log) []any {
 			if Kind(l.Data[0]) == kindNoop {
 				continue
 			}
+			var id reqID
+			copy(id[:], l.Data[9:25])
+			if res, seen := f.dedup.lookup(id); seen {
+				out[i] = applyResult{data: res}
+				continue
+			}
 			m := f.machines[Kind(l.Data[0])]
 			if m == nil {
 				out[i] = applyResult{err: fmt.Errorf("consensus: no machine of kind %d", l.Data[0])}
@@ -147,6 +156,7 @@ func (f *shardFSM) ApplyBatch(logs []*raft.Log) []any {
 				return fmt.Errorf("consensus: shard %d apply index %d: %w", f.shard, l.Index, err)
 			}
 			out[i] = applyResult{data: res}
+			f.dedup.add(id, res)
 		}
 		return nil
 	})
@@ -172,6 +182,11 @@ func (f *shardFSM) view(fn func(*bolt.Tx) error) error {
 
 func (f *shardFSM) Snapshot() (raft.FSMSnapshot, error) {
 	f.mu.RLock()
+	// Raft calls Snapshot between applies, so the table is current.
+	if err := f.db.Update(f.dedup.save); err != nil {
+		f.mu.RUnlock()
+		return nil, fmt.Errorf("consensus: snapshot shard %d: %w", f.shard, err)
+	}
 	tx, err := f.db.Begin(false)
 	f.mu.RUnlock()
 	if err != nil {
@@ -214,7 +229,11 @@ func (f *shardFSM) Restore(rc io.ReadCloser) error {
 	}
 	f.db = db
 	f.lastT = int64(binary.BigEndian.Uint64(hdr[:]))
-	return nil
+	return db.View(func(tx *bolt.Tx) error {
+		d, err := loadDedupTable(tx)
+		f.dedup = d
+		return err
+	})
 }
 
 func (f *shardFSM) Close() error {

@@ -41,7 +41,9 @@ func raftConfig(nodeID string, logger hclog.Logger, notify chan bool) *raft.Conf
 	c.LocalID = raft.ServerID(nodeID)
 	c.HeartbeatTimeout = 400 * time.Millisecond
 	c.ElectionTimeout = 400 * time.Millisecond
-	c.LeaderLeaseTimeout = 200 * time.Millisecond
+	// A lease as long as the heartbeat timeout: a loaded machine's slow
+	// fsyncs must not make every leader step down at once.
+	c.LeaderLeaseTimeout = 400 * time.Millisecond
 	c.CommitTimeout = 20 * time.Millisecond
 	c.MaxAppendEntries = 512
 	c.BatchApplyCh = true
@@ -179,7 +181,7 @@ func (g *group) barrier() error {
 	if g.fsm == nil {
 		return g.raft.Barrier(5 * time.Second).Error()
 	}
-	_, err := g.proposeShard(kindNoop, nil)
+	_, err := g.proposeShard(kindNoop, reqID{}, nil)
 	return err
 }
 
@@ -219,8 +221,8 @@ func (g *group) propose(data []byte) ([]byte, error) {
 	}
 }
 
-func (g *group) proposeShard(kind Kind, cmd []byte) ([]byte, error) {
-	return g.propose(encodeEntry(kind, g.nextStamp(), cmd))
+func (g *group) proposeShard(kind Kind, id reqID, cmd []byte) ([]byte, error) {
+	return g.propose(encodeEntry(kind, g.nextStamp(), id, cmd))
 }
 
 // readIndex waits until this leader may serve a linearizable read: it still

@@ -76,6 +76,7 @@ type Node struct {
 	created bool // this start created the site
 
 	reconciling sync.Mutex // one placement round at a time
+	ids         *reqIDs
 }
 
 // Created reports whether this node created its site when it started (as
@@ -117,7 +118,7 @@ func New(cfg Config) *Node {
 	if cfg.Shards <= 0 {
 		cfg.Shards = 16
 	}
-	n := &Node{cfg: cfg, log: cfg.Logger, shards: map[int]*group{}, changed: make(chan struct{}, 1), watch: make(chan struct{})}
+	n := &Node{cfg: cfg, log: cfg.Logger, shards: map[int]*group{}, changed: make(chan struct{}, 1), watch: make(chan struct{}), ids: newReqIDs()}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	n.meta = newMetaFSM(n.kick)
 	return n
@@ -442,9 +443,10 @@ func (n *Node) Propose(ctx context.Context, shard int, kind Kind, cmd []byte) ([
 	if shard < 0 || shard >= n.id.Shards {
 		return nil, fmt.Errorf("consensus: no shard %d", shard)
 	}
-	path := fmt.Sprintf("/v1/propose?shard=%d&kind=%d", shard, kind)
+	id := n.ids.new()
+	path := fmt.Sprintf("/v1/propose?shard=%d&kind=%d&id=%x", shard, kind, id[:])
 	return n.route(ctx, shard, path, cmd, func(g *group) ([]byte, error) {
-		return g.proposeShard(kind, cmd)
+		return g.proposeShard(kind, id, cmd)
 	})
 }
 
@@ -459,18 +461,12 @@ func (n *Node) Query(ctx context.Context, shard int, kind Kind, q []byte, c Cons
 		}
 	}
 	path := fmt.Sprintf("/v1/query?shard=%d&kind=%d", shard, kind)
-	for {
-		res, err := n.route(ctx, shard, path, q, func(g *group) ([]byte, error) {
-			if err := g.readIndex(ctx); err != nil {
-				return nil, err
-			}
-			return n.localQuery(g, kind, q)
-		})
-		// A read changes nothing, so one whose answer was lost is asked again.
-		if !errors.Is(err, ErrIndeterminate) || ctx.Err() != nil {
-			return res, err
+	return n.route(ctx, shard, path, q, func(g *group) ([]byte, error) {
+		if err := g.readIndex(ctx); err != nil {
+			return nil, err
 		}
-	}
+		return n.localQuery(g, kind, q)
+	})
 }
 
 func (n *Node) localQuery(g *group, kind Kind, q []byte) ([]byte, error) {
@@ -497,8 +493,9 @@ func (e errRemote) Error() string { return e.msg }
 var ErrIndeterminate = errors.New("consensus: outcome unknown: leader changed or link lost during commit")
 
 // route runs op on the shard leader: here if this node leads, else by
-// forwarding to the leader, following redirects and retrying only where the
-// request cannot have been applied.
+// forwarding to the leader, following redirects. A request whose outcome was
+// lost with a leader is sent again: reads change nothing, and proposals carry
+// a request ID that replicas apply at most once.
 func (n *Node) route(ctx context.Context, shard int, path string, body []byte, op func(*group) ([]byte, error)) ([]byte, error) {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
@@ -508,43 +505,16 @@ func (n *Node) route(ctx context.Context, shard int, path string, body []byte, o
 	backoff := 5 * time.Millisecond
 	var lastErr error = ErrNoQuorum
 	for {
-		if g := n.shard(shard); g != nil && g.isLeader() {
-			res, err := op(g)
-			if err == nil || !retryable(err) {
-				return res, n.classify(err)
-			}
-			lastErr = err
-		} else {
-			var hint string
-			for _, addr := range n.candidates(shard) {
-				if addr == n.cfg.Addr {
-					continue
-				}
-				res, leader, err := n.forward(ctx, addr, path, body)
-				if err == nil {
-					return res, nil
-				}
-				if !errors.Is(err, errRedirect) {
-					if errors.Is(err, ErrIndeterminate) || errors.As(err, new(errRemote)) {
-						return nil, err
-					}
-					lastErr = err
-					continue
-				}
-				hint = leader
-				if hint != "" && hint != addr && hint != n.cfg.Addr {
-					res, _, err := n.forward(ctx, hint, path, body)
-					if err == nil {
-						return res, nil
-					}
-					if errors.Is(err, ErrIndeterminate) || errors.As(err, new(errRemote)) {
-						return nil, err
-					}
-					lastErr = err
-				}
-				break
-			}
+		res, err := n.routeOnce(ctx, shard, path, body, op)
+		switch {
+		case err == nil:
+			return res, nil
+		case errors.As(err, new(errRemote)):
+			return nil, err // the machine's own answer
+		case errors.Is(err, ErrIndeterminate) && ctx.Err() != nil:
+			return nil, err
 		}
+		lastErr = err
 		select {
 		case <-ctx.Done():
 			return nil, fmt.Errorf("%w: shard %d: %v", ErrNoQuorum, shard, lastErr)
@@ -554,6 +524,32 @@ func (n *Node) route(ctx context.Context, shard int, path string, body []byte, o
 			backoff *= 2
 		}
 	}
+}
+
+// routeOnce tries the local replica if it leads, else the candidates, once.
+func (n *Node) routeOnce(ctx context.Context, shard int, path string, body []byte, op func(*group) ([]byte, error)) ([]byte, error) {
+	if g := n.shard(shard); g != nil && g.isLeader() {
+		res, err := op(g)
+		return res, n.classify(err)
+	}
+	var lastErr error = ErrNoQuorum
+	for _, addr := range n.candidates(shard) {
+		if addr == n.cfg.Addr {
+			continue
+		}
+		res, leader, err := n.forward(ctx, addr, path, body)
+		if errors.Is(err, errRedirect) && leader != "" && leader != addr && leader != n.cfg.Addr {
+			res, _, err = n.forward(ctx, leader, path, body)
+		}
+		if err == nil || errors.Is(err, ErrIndeterminate) || errors.As(err, new(errRemote)) {
+			return res, err
+		}
+		lastErr = err
+		if errors.Is(err, errRedirect) {
+			break // the leader is not known yet: wait for an election
+		}
+	}
+	return nil, lastErr
 }
 
 func (n *Node) classify(err error) error {

@@ -261,7 +261,13 @@ func TestFourthNodeJoinsAndDecommissions(t *testing.T) {
 	// Compact every replica's log so that the new node can only catch up
 	// through a snapshot (the FSM's bbolt copy).
 	for i := 1; i <= 3; i++ {
+		s.nodes[i].mu.RLock()
+		var groups []*group
 		for _, g := range s.nodes[i].shards {
+			groups = append(groups, g)
+		}
+		s.nodes[i].mu.RUnlock()
+		for _, g := range groups {
 			rc := g.raft.ReloadableConfig()
 			rc.TrailingLogs = 1
 			if err := g.raft.ReloadConfig(rc); err != nil {
@@ -298,7 +304,7 @@ func TestFourthNodeJoinsAndDecommissions(t *testing.T) {
 			t.Fatalf("read %s via n4: %q %v", key, v, err)
 		}
 	}
-	dctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	dctx, cancel := context.WithTimeout(ctx, 120*time.Second)
 	defer cancel()
 	if err := n4.Decommission(dctx); err != nil {
 		t.Fatal(err)

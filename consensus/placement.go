@@ -183,19 +183,21 @@ func (n *Node) reconcilePlacement() {
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	holding := map[string]bool{}
+	settled := make([]shardInfo, st.Shards)
 	complete := true
 	for shard := 0; shard < st.Shards; shard++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			held, err := n.reconcileShard(ctx, st, shard, want[shard])
+			si, err := n.reconcileShard(ctx, st, shard, want[shard])
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
 				complete = false
 				return
 			}
-			for _, id := range held {
+			settled[shard] = si
+			for _, id := range append(si.Voters, si.Nonvoters...) {
 				holding[id] = true
 			}
 		}()
@@ -204,6 +206,7 @@ func (n *Node) reconcilePlacement() {
 	if !complete {
 		return // a leaving member may still hold a shard we could not see
 	}
+	n.balanceLeaders(ctx, st, settled)
 	for id, m := range st.Members {
 		if m.State == MemberLeaving && !holding[id] {
 			if id == n.cfg.NodeID {
@@ -221,11 +224,11 @@ func (n *Node) reconcilePlacement() {
 
 // reconcileShard moves one shard's replicas to want, one configuration
 // change at a time, and returns the members that hold a replica of it.
-func (n *Node) reconcileShard(ctx context.Context, st *MetaState, shard int, want []string) ([]string, error) {
+func (n *Node) reconcileShard(ctx context.Context, st *MetaState, shard int, want []string) (shardInfo, error) {
 	for {
 		si, err := n.shardInfoRemote(ctx, shard)
 		if err != nil {
-			return nil, err
+			return si, err
 		}
 		var missing, promote, extra string
 		for _, id := range want {
@@ -253,7 +256,7 @@ func (n *Node) reconcileShard(ctx context.Context, st *MetaState, shard int, wan
 			if !n.caughtUp(ctx, m, shard, si.Commit) {
 				select {
 				case <-ctx.Done():
-					return nil, ctx.Err()
+					return si, ctx.Err()
 				case <-time.After(50 * time.Millisecond):
 				}
 				continue
@@ -265,13 +268,60 @@ func (n *Node) reconcileShard(ctx context.Context, st *MetaState, shard int, wan
 		case extra != "":
 			c.Remove = extra
 		default:
-			return append(si.Voters, si.Nonvoters...), nil
+			return si, nil
 		}
 		if err := n.shardChangeRemote(ctx, shard, c); err != nil {
 			n.log.Warn("consensus: shard membership change", "shard", shard, "change", c, "err", err)
-			return nil, err
+			return si, err
 		}
 		n.log.Info("consensus: shard membership changed", "shard", shard, "change", c)
+	}
+}
+
+// balanceLeaders moves shard leaderships off a node that leads more than
+// its share, so that the leaders' work (proposals, replication, timer pops)
+// is spread over the site instead of staying where elections left it. A few
+// transfers per round keep the disturbance small.
+func (n *Node) balanceLeaders(ctx context.Context, st *MetaState, shards []shardInfo) {
+	count := map[string]int{}
+	active := 0
+	for id, m := range st.Members {
+		if m.State == MemberActive {
+			count[id] = 0
+			active++
+		}
+	}
+	if active < 2 {
+		return
+	}
+	for _, si := range shards {
+		if _, ok := count[si.Leader]; ok {
+			count[si.Leader]++
+		}
+	}
+	share := (len(shards) + active - 1) / active
+	for moved, shard := 0, 0; shard < len(shards) && moved < 2; shard++ {
+		si := shards[shard]
+		if count[si.Leader] <= share {
+			continue
+		}
+		var to string
+		for _, v := range si.Voters {
+			if c, ok := count[v]; ok && v != si.Leader && c < share && (to == "" || c < count[to]) {
+				to = v
+			}
+		}
+		if to == "" {
+			continue
+		}
+		m := st.Members[to]
+		if err := n.shardChangeRemote(ctx, shard, shardChange{TransferTo: &m}); err != nil {
+			n.log.Debug("consensus: leadership transfer", "shard", shard, "to", to, "err", err)
+			continue
+		}
+		count[si.Leader]--
+		count[to]++
+		moved++
 	}
 }
 
