@@ -40,6 +40,12 @@ func TestBadInput(t *testing.T) {
 	})
 
 	t.Run("shared_config", func(t *testing.T) {
+		// The document in force: the first node's file plus the Ellis
+		// secrets the site generated when it was created.
+		before, errOut, err := s.node(1).cli("config", "download", "shared_config")
+		if err != nil || !strings.HasPrefix(before, sharedConfig) || !strings.Contains(before, "signup_key=") {
+			t.Fatalf("download before any upload: %q (err %v %s), want %q with generated secrets", before, err, errOut, sharedConfig)
+		}
 		dir := t.TempDir()
 		bad := filepath.Join(dir, "bad")
 		os.WriteFile(bad, []byte(sharedConfig+"no_such_option=1\n"), 0o644)
@@ -54,8 +60,8 @@ func TestBadInput(t *testing.T) {
 		}
 		for i := 1; i <= 3; i++ {
 			out, errOut, err := s.node(i).cli("config", "download", "shared_config")
-			if err != nil || out != sharedConfig {
-				t.Errorf("download via node %d after a refused upload: %q (err %v %s), want the old %q", i, out, err, errOut, sharedConfig)
+			if err != nil || out != before {
+				t.Errorf("download via node %d after a refused upload: %q (err %v %s), want the old %q", i, out, err, errOut, before)
 			}
 		}
 
