@@ -34,7 +34,7 @@ test: deps lint
 # pending timers), then the packages' own benchmarks.
 bench: build
 	$(GO) run ./bench/storagebench
-	$(GO) test -run '^$$' -bench . -benchtime 2s ./consensus/wal/ ./kv/ ./timerwheel/ ./appliance/provtools/
+	$(GO) test -run '^$$' -bench . -benchtime 2s ./consensus/wal/ ./kv/ ./timerwheel/ ./appliance/provtools/ ./diameter/homestead/
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

@@ -56,7 +56,7 @@ func (s *simservs) PutDefault(_ context.Context, impus []string) error {
 	return nil
 }
 
-func newServers(t *testing.T, ss hss.SimservsWriter) *servers {
+func newServers(t testing.TB, ss hss.SimservsWriter) *servers {
 	t.Helper()
 	site := kvtest.New(t, 4)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
