@@ -263,8 +263,17 @@ func (n *Node) reconcileShard(ctx context.Context, st *MetaState, shard int, wan
 			}
 			c.Add = &m
 		case extra != "" && extra == si.Leader:
-			m := st.Members[want[0]]
-			c.TransferTo = &m
+			// Hand the leadership to a replica that is up and current: a
+			// transfer to a dead one would refuse writes until it timed out.
+			for _, id := range want {
+				if m := st.Members[id]; slices.Contains(si.Voters, id) && n.caughtUp(ctx, m, shard, si.Commit) {
+					c.TransferTo = &m
+					break
+				}
+			}
+			if c.TransferTo == nil {
+				return si, fmt.Errorf("consensus: shard %d: no live replica to hand the leadership to", shard)
+			}
 		case extra != "":
 			c.Remove = extra
 		default:
@@ -315,6 +324,11 @@ func (n *Node) balanceLeaders(ctx context.Context, st *MetaState, shards []shard
 			continue
 		}
 		m := st.Members[to]
+		if !n.caughtUp(ctx, m, shard, si.Commit) {
+			// A dead or lagging target would hold the shard in "transfer in
+			// progress", refusing writes, until the transfer times out.
+			continue
+		}
 		if err := n.shardChangeRemote(ctx, shard, shardChange{TransferTo: &m}); err != nil {
 			n.log.Debug("consensus: leadership transfer", "shard", shard, "to", to, "err", err)
 			continue
