@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -261,6 +262,8 @@ feed:
 		if stats.skippedCount > len(stats.skipped) {
 			more = fmt.Sprintf(" and %d more", stats.skippedCount-len(stats.skipped))
 		}
+		// Batches finish in any order; the examples are listed sorted.
+		slices.Sort(stats.skipped)
 		fmt.Fprintf(u.out, "Skipped (already provisioned): %s%s\n", strings.Join(stats.skipped, ", "), more)
 	}
 	for _, f := range stats.failed {

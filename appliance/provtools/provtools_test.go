@@ -285,7 +285,7 @@ func TestImport(t *testing.T) {
 		t.Fatalf("resumed import: %v\n%s", err, errOut)
 	}
 	if !strings.Contains(out, "Created 2000 subscribers, skipped 1000 already present, 0 failed") ||
-		!strings.Contains(out, "Skipped (already provisioned): sip:2010000000@example.com") {
+		!strings.Contains(out, "Skipped (already provisioned): sip:20100") || !strings.Contains(out, "and 990 more") {
 		t.Fatalf("resumed import output: %q", out)
 	}
 	if !strings.Contains(errOut, "[==============================] 100% 3000/3000") || !strings.Contains(errOut, "earlier run") {
