@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 
 	"stillwater/appliance/config"
 	"stillwater/consensus"
@@ -30,11 +29,9 @@ func (n *Node) adminHandler() http.Handler {
 			return
 		}
 		w.Write([]byte("decommissioned\n"))
-		go func() {
-			// Let the reply reach the caller before the node stops.
-			time.Sleep(200 * time.Millisecond)
-			n.stop()
-		}()
+		// The reply goes out before the node stops serving.
+		http.NewResponseController(w).Flush()
+		n.stop()
 	})
 	mux.HandleFunc("POST /cluster/remove-node", func(w http.ResponseWriter, r *http.Request) {
 		id := r.URL.Query().Get("id")
