@@ -1,6 +1,7 @@
 package consensus
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -567,7 +568,7 @@ var errRedirect = errors.New("consensus: not the leader")
 // forward sends a request to another node's API. A dial failure means it was
 // never sent; a failure after sending is indeterminate for writes.
 func (n *Node) forward(ctx context.Context, addr, path string, body []byte) ([]byte, string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+path, bytesReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+path, bytes.NewReader(body))
 	if err != nil {
 		return nil, "", err
 	}

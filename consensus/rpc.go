@@ -16,8 +16,6 @@ import (
 	"github.com/hashicorp/raft"
 )
 
-func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
-
 // rpcHandler serves the node-to-node API on the consensus port. Every
 // request has come through the site's mutual TLS.
 func (n *Node) rpcHandler() http.Handler {

@@ -121,14 +121,7 @@ func (p *prov) putPrivate(w http.ResponseWriter, r *http.Request) {
 
 func (p *prov) deletePrivate(w http.ResponseWriter, r *http.Request) {
 	existed, err := p.store.DeletePrivate(r.Context(), r.PathValue("impi"))
-	switch {
-	case err != nil:
-		fail(w, r, p.log, err)
-	case !existed:
-		w.WriteHeader(http.StatusNoContent)
-	default:
-		ok(w)
-	}
+	p.deleted(w, r, existed, err)
 }
 
 func (p *prov) privateIRSs(w http.ResponseWriter, r *http.Request) {
@@ -163,14 +156,7 @@ func (p *prov) associate(w http.ResponseWriter, r *http.Request) {
 
 func (p *prov) dissociate(w http.ResponseWriter, r *http.Request) {
 	existed, err := p.store.DissociateIRS(r.Context(), r.PathValue("impi"), r.PathValue("irs"))
-	switch {
-	case err != nil:
-		fail(w, r, p.log, err)
-	case !existed:
-		w.WriteHeader(http.StatusNoContent)
-	default:
-		ok(w)
-	}
+	p.deleted(w, r, existed, err)
 }
 
 func (p *prov) createIRS(w http.ResponseWriter, r *http.Request) {
@@ -218,14 +204,7 @@ func (p *prov) getIRS(w http.ResponseWriter, r *http.Request) {
 
 func (p *prov) deleteIRS(w http.ResponseWriter, r *http.Request) {
 	existed, err := p.store.DeleteIRS(r.Context(), r.PathValue("irs"))
-	switch {
-	case err != nil:
-		fail(w, r, p.log, err)
-	case !existed:
-		w.WriteHeader(http.StatusNoContent)
-	default:
-		ok(w)
-	}
+	p.deleted(w, r, existed, err)
 }
 
 func (p *prov) irsPublics(w http.ResponseWriter, r *http.Request) {
@@ -267,14 +246,7 @@ func spPath(irs, sp string) string {
 
 func (p *prov) deleteSP(w http.ResponseWriter, r *http.Request) {
 	existed, err := p.store.DeleteServiceProfile(r.Context(), r.PathValue("irs"), r.PathValue("sp"))
-	switch {
-	case err != nil:
-		fail(w, r, p.log, err)
-	case !existed:
-		w.WriteHeader(http.StatusNoContent)
-	default:
-		ok(w)
-	}
+	p.deleted(w, r, existed, err)
 }
 
 func (p *prov) spPublics(w http.ResponseWriter, r *http.Request) {
@@ -387,4 +359,17 @@ func (p *prov) listPublics(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Write([]byte("\n]}\n"))
+}
+
+// deleted answers a DELETE as Homestead-prov did: 200 when something was
+// removed, 204 when there was nothing to remove.
+func (p *prov) deleted(w http.ResponseWriter, r *http.Request, existed bool, err error) {
+	switch {
+	case err != nil:
+		fail(w, r, p.log, err)
+	case !existed:
+		w.WriteHeader(http.StatusNoContent)
+	default:
+		ok(w)
+	}
 }
