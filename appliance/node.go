@@ -33,6 +33,7 @@ type Node struct {
 	KV       *kv.Service
 	Timers   *timerwheel.Service
 	IMS      imsServices
+	SIP      sipServices
 	// GeneratedSignupKey is set when this start created the site and made
 	// up Ellis's signup key, which the operator then needs to be shown.
 	GeneratedSignupKey bool
@@ -113,6 +114,10 @@ func Start(ctx context.Context, s *Settings, logOut *os.File) (*Node, error) {
 		return nil, err
 	}
 	if err := n.startIMS(); err != nil {
+		n.Close()
+		return nil, err
+	}
+	if err := n.startSIP(); err != nil {
 		n.Close()
 		return nil, err
 	}
@@ -254,6 +259,10 @@ func (n *Node) Close() error {
 		}
 		if n.IMS.Ellis != nil {
 			n.IMS.Ellis.Close()
+		}
+		if n.SIP.Core != nil {
+			n.SIP.Core.Close()
+			n.SIP.Registrar.Close()
 		}
 		n.closeServices()
 		err = errors.Join(n.cons.Close(), n.wal.Close())

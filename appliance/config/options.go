@@ -272,6 +272,10 @@ func buildTable() map[string]Option {
 		portOpt("homestead_port", "8888", "port of Homestead's HTTP interface").in(local),
 		portOpt("homestead_prov_port", "8889", "port of Homestead's provisioning interface").in(local),
 		portOpt("ellis_port", "80", "port of the Ellis self-service portal and its JSON API").in(local),
+		portOpt("pcscf_untrusted_port", "5060", "P-CSCF port facing UEs (UDP and TCP)").in(local),
+		portOpt("pcscf_trusted_port", "5058", "P-CSCF port facing the core and application servers (UDP and TCP)").in(local),
+		intOpt("pcscf_ws_port", "5062", 0, 65535, "P-CSCF SIP over WebSocket port for WebRTC clients; 0 disables it").in(local),
+		portOpt("sprout_mgmt_port", "9886", "port of Sprout's management HTTP API").in(local),
 		boolOpt("fault_injection", "N", "enable the test-only fault injection hook; never in production").in(LocalConfig | UserSettings),
 		intOpt("shard_count", "16", 1, 256, "number of shards the site's data is split into; fixed when the site is created").in(SharedConfig),
 

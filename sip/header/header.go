@@ -1,0 +1,106 @@
+// Package header holds the SIP header handling the SIP functions share:
+// identities compared as IMS compares them, name-addr lists split on the
+// right commas, and small edits sipgo does not offer.
+package header
+
+import (
+	"strings"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+// Canonical is an identity as compared across headers: scheme, user and
+// host, without parameters.
+func Canonical(u sip.Uri) string {
+	if strings.EqualFold(u.Scheme, "tel") {
+		return "tel:" + u.User
+	}
+	s := strings.ToLower(u.Scheme)
+	if s == "" {
+		s = "sip"
+	}
+	if u.User == "" {
+		return s + ":" + strings.ToLower(u.Host)
+	}
+	return s + ":" + u.User + "@" + strings.ToLower(u.Host)
+}
+
+// ParseNameAddr parses one name-addr or addr-spec.
+func ParseNameAddr(v string) (sip.Uri, bool) {
+	v = strings.TrimSpace(v)
+	if i := strings.IndexByte(v, '<'); i >= 0 {
+		j := strings.IndexByte(v[i:], '>')
+		if j < 0 {
+			return sip.Uri{}, false
+		}
+		v = v[i+1 : i+j]
+	} else if k := strings.IndexByte(v, ';'); k >= 0 && !strings.HasPrefix(strings.ToLower(v), "tel:") {
+		v = v[:k]
+	}
+	var u sip.Uri
+	if err := sip.ParseUri(v, &u); err != nil {
+		return sip.Uri{}, false
+	}
+	return u, true
+}
+
+// SplitList splits a header value on the commas between entries, not those
+// inside quotes or angle brackets.
+func SplitList(v string) []string {
+	var out []string
+	depth, quoted, start := 0, false, 0
+	for i := 0; i < len(v); i++ {
+		switch v[i] {
+		case '"':
+			quoted = !quoted
+		case '<':
+			if !quoted {
+				depth++
+			}
+		case '>':
+			if !quoted && depth > 0 {
+				depth--
+			}
+		case ',':
+			if !quoted && depth == 0 {
+				out = append(out, strings.TrimSpace(v[start:i]))
+				start = i + 1
+			}
+		}
+	}
+	if s := strings.TrimSpace(v[start:]); s != "" {
+		out = append(out, s)
+	}
+	return out
+}
+
+// RemoveAll removes every header called name.
+func RemoveAll(req *sip.Request, name string) {
+	for req.RemoveHeader(name) {
+	}
+}
+
+// AddSupported adds an option tag to Supported unless it is there.
+func AddSupported(req *sip.Request, tag string) {
+	for _, h := range req.GetHeaders("Supported") {
+		for _, v := range strings.Split(h.Value(), ",") {
+			if strings.EqualFold(strings.TrimSpace(v), tag) {
+				return
+			}
+		}
+	}
+	req.AppendHeader(sip.NewHeader("Supported", tag))
+}
+
+// URIs parses every name-addr in the named headers.
+func URIs(m sip.Message, name string) []sip.Uri {
+	var out []sip.Uri
+	for _, h := range m.GetHeaders(name) {
+		for _, v := range SplitList(h.Value()) {
+			if u, ok := ParseNameAddr(v); ok {
+				out = append(out, u)
+			}
+		}
+	}
+	return out
+}

@@ -1,0 +1,154 @@
+// Package icscf is the I-CSCF: the entry to the home network. It picks the
+// S-CSCF for a registering user (the one the HSS names, else one from
+// s-cscf.json by capability, priority and weight, retrying the next if one
+// fails) and finds the S-CSCF serving the callee of a terminating request,
+// mapping the HSS's answers to Clearwater's SIP errors.
+package icscf
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+
+	"github.com/emiago/sipgo/sip"
+
+	"stillwater/diameter/hss"
+	"stillwater/sip/header"
+	"stillwater/sip/proxy"
+)
+
+// HSS is what the I-CSCF asks of the subscriber store.
+type HSS interface {
+	LookupPublicID(ctx context.Context, impu string) (hss.PublicIdentity, error)
+	RegData(ctx context.Context, impu string) (*hss.RegData, error)
+}
+
+// Options configures the I-CSCF.
+type Options struct {
+	HSS HSS
+	// SCSCFs are the S-CSCFs to choose from when the HSS names none, in
+	// preference order; the first is this site's own.
+	SCSCFs []sip.Uri
+	// IsLocal reports whether an S-CSCF URI is served by this site's nodes
+	// (any of which can serve any subscriber).
+	IsLocal func(sip.Uri) bool
+	Logger  *slog.Logger
+}
+
+// ICSCF is the I-CSCF service.
+type ICSCF struct {
+	o   Options
+	log *slog.Logger
+}
+
+// New creates the I-CSCF.
+func New(o Options) *ICSCF {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &ICSCF{o: o, log: o.Logger.With("component", "icscf")}
+}
+
+// ServeSIP routes a REGISTER or a terminating request to an S-CSCF.
+func (c *ICSCF) ServeSIP(t *proxy.Txn) {
+	if t.Req.Method == sip.REGISTER {
+		c.register(t)
+		return
+	}
+	c.terminating(t)
+}
+
+func (c *ICSCF) register(t *proxy.Txn) {
+	to := t.Req.To()
+	impu := header.Canonical(to.Address)
+	pub, err := c.o.HSS.LookupPublicID(t.Context(), impu)
+	switch {
+	case errors.Is(err, hss.ErrNotFound):
+		t.Reply(403, "Forbidden", warning("unknown public identity "+impu))
+		return
+	case err != nil:
+		c.log.Warn("HSS lookup failed", "impu", impu, "err", err)
+		t.Reply(504, "Server Time-out", warning("subscriber store unavailable"))
+		return
+	case pub.Barred && !pub.Wildcard():
+		t.Reply(403, "Forbidden", warning("barred public identity"))
+		return
+	}
+	candidates := c.candidates(t.Context(), impu)
+	c.forward(t, candidates)
+}
+
+func (c *ICSCF) terminating(t *proxy.Txn) {
+	impu := header.Canonical(t.Req.Recipient)
+	if t.Req.Recipient.UriParams != nil {
+		if v, ok := t.Req.Recipient.UriParams.Get("user"); ok && strings.EqualFold(v, "phone") {
+			impu = "tel:" + t.Req.Recipient.User
+		}
+	}
+	rd, err := c.o.HSS.RegData(t.Context(), impu)
+	switch {
+	case errors.Is(err, hss.ErrNotFound):
+		t.Reply(404, "Not Found")
+		return
+	case err != nil:
+		c.log.Warn("HSS lookup failed", "impu", impu, "err", err)
+		t.Reply(504, "Server Time-out", warning("subscriber store unavailable"))
+		return
+	}
+	for _, p := range rd.PublicIDs() {
+		if p.Identity == impu && p.Barred {
+			t.Reply(404, "Not Found")
+			return
+		}
+	}
+	c.forward(t, c.candidates(t.Context(), impu))
+}
+
+// candidates lists the S-CSCFs to try: the assigned one, then the site's.
+func (c *ICSCF) candidates(ctx context.Context, impu string) []sip.Uri {
+	var out []sip.Uri
+	if rd, err := c.o.HSS.RegData(ctx, impu); err == nil && rd.SCSCF != "" {
+		var u sip.Uri
+		if sip.ParseUri(strings.Trim(rd.SCSCF, "<>"), &u) == nil && (c.o.IsLocal == nil || !c.o.IsLocal(u)) {
+			out = append(out, u)
+		}
+	}
+	return append(out, c.o.SCSCFs...)
+}
+
+// forward sends the request to the first S-CSCF, moving to the next when
+// one does not answer or is unavailable.
+func (c *ICSCF) forward(t *proxy.Txn, candidates []sip.Uri) {
+	if len(candidates) == 0 {
+		t.Reply(480, "Temporarily Unavailable", warning("no S-CSCF available"))
+		return
+	}
+	next := 1
+	route := func(u sip.Uri) proxy.Target {
+		u = *u.Clone()
+		if u.UriParams == nil {
+			u.UriParams = sip.NewParams()
+		}
+		u.UriParams.Add("lr", "")
+		return proxy.Target{Routes: []sip.Uri{u}}
+	}
+	t.Forward(proxy.Fork{
+		Targets: []proxy.Target{route(candidates[0])},
+		OnFinal: func(best *sip.Response) []proxy.Target {
+			if next >= len(candidates) || !retriable(best.StatusCode) {
+				return nil
+			}
+			u := candidates[next]
+			next++
+			return []proxy.Target{route(u)}
+		},
+	})
+}
+
+// retriable answers mean the S-CSCF could not serve the request at all.
+func retriable(code int) bool { return code == 408 || code == 503 || code == 504 }
+
+func warning(text string) sip.Header {
+	return sip.NewHeader("Warning", `399 - "`+strings.ReplaceAll(text, `"`, "'")+`"`)
+}

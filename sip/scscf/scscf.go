@@ -1,0 +1,384 @@
+// Package scscf is the S-CSCF: it authenticates and registers users (with
+// sip/auth and sip/registrar), serves reg-event subscriptions, and routes a
+// served user's requests: originating requests on towards the callee's
+// home (or off-net), terminating requests to every registered binding of
+// the callee, forked in parallel by q-value with RFC 3841 caller
+// preferences and GRUU targeting.
+package scscf
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sort"
+	"strings"
+
+	"github.com/emiago/sipgo/sip"
+
+	"stillwater/diameter/hss"
+	"stillwater/sip/auth"
+	"stillwater/sip/header"
+	"stillwater/sip/proxy"
+	"stillwater/sip/registrar"
+)
+
+// Registrar is what the S-CSCF needs of the registration store.
+type Registrar interface {
+	Register(ctx context.Context, req *sip.Request, impi string) *sip.Response
+	Subscribe(ctx context.Context, req *sip.Request) *sip.Response
+	Lookup(ctx context.Context, impu string) ([]registrar.Binding, error)
+	LookupGRUU(ctx context.Context, gruu string) (*registrar.Binding, error)
+}
+
+// Authenticator checks a request's credentials.
+type Authenticator interface {
+	Authenticate(ctx context.Context, req *sip.Request, impu string, proxy bool) auth.Result
+}
+
+// HSS is what the S-CSCF asks of the subscriber store.
+type HSS interface {
+	RegData(ctx context.Context, impu string) (*hss.RegData, error)
+}
+
+// Options configures the S-CSCF.
+type Options struct {
+	HSS       HSS
+	Auth      Authenticator
+	Registrar Registrar
+	// HomeDomains are the domains whose users this network serves.
+	HomeDomains []string
+	// URI is this S-CSCF's own URI, used in Record-Route.
+	URI sip.Uri
+	// ICSCF, if set, is where originating requests for home users go to
+	// find the callee's S-CSCF; nil means terminating processing here.
+	ICSCF *sip.Uri
+	// RecordRoute makes the S-CSCF Record-Route at the start of
+	// originating and the end of terminating processing (sprout_rr_level).
+	RecordRoute bool
+	// ChallengeNonRegister challenges originating requests that the
+	// P-CSCF did not assert an identity for (non_register_authentication).
+	ChallengeNonRegister bool
+	// LocalEdge is this node's trusted P-CSCF URI. When the edge node a
+	// UE registered through cannot be reached, its flow is tried through
+	// this one: flow tokens are valid on every node of the site.
+	LocalEdge *sip.Uri
+	// AuthDisabled accepts REGISTERs without a challenge (authentication=Y
+	// in Clearwater's sense); for test rigs only.
+	AuthDisabled bool
+	Logger       *slog.Logger
+}
+
+// SCSCF is the S-CSCF service.
+type SCSCF struct {
+	o    Options
+	log  *slog.Logger
+	home map[string]bool
+}
+
+// New creates the S-CSCF.
+func New(o Options) *SCSCF {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &SCSCF{o: o, log: o.Logger.With("component", "scscf"), home: map[string]bool{}}
+	for _, d := range o.HomeDomains {
+		s.home[strings.ToLower(d)] = true
+	}
+	return s
+}
+
+// ServeSIP handles a request routed to the S-CSCF.
+func (s *SCSCF) ServeSIP(t *proxy.Txn) {
+	req := t.Req
+	switch {
+	case req.Method == sip.REGISTER:
+		s.register(t)
+	case req.Method == sip.SUBSCRIBE && isRegEvent(req) && s.isHome(&req.Recipient):
+		t.Respond(s.o.Registrar.Subscribe(t.Context(), req))
+	case t.Route != nil && hasParam(t.Route, "orig"):
+		s.originating(t)
+	default:
+		s.terminating(t)
+	}
+}
+
+func (s *SCSCF) register(t *proxy.Txn) {
+	req := t.Req
+	impu := header.Canonical(req.To().Address)
+	impi := ""
+	if !s.o.AuthDisabled {
+		res := s.o.Auth.Authenticate(t.Context(), req, impu, false)
+		if !res.OK {
+			if res.Err != nil {
+				s.log.Debug("REGISTER not authenticated", "impu", impu, "status", res.Response.StatusCode, "err", res.Err)
+			}
+			t.Respond(res.Response)
+			return
+		}
+		impi = res.IMPI
+	}
+	t.Respond(s.o.Registrar.Register(t.Context(), req, impi))
+}
+
+func isRegEvent(req *sip.Request) bool {
+	h := req.GetHeader("Event")
+	if h == nil {
+		return false
+	}
+	v := strings.TrimSpace(h.Value())
+	if i := strings.IndexByte(v, ';'); i >= 0 {
+		v = v[:i]
+	}
+	return strings.EqualFold(strings.TrimSpace(v), "reg")
+}
+
+func hasParam(u *sip.Uri, name string) bool {
+	if u.UriParams == nil {
+		return false
+	}
+	_, ok := u.UriParams.Get(name)
+	return ok
+}
+
+func (s *SCSCF) isHome(u *sip.Uri) bool {
+	if strings.EqualFold(u.Scheme, "tel") {
+		return true
+	}
+	if u.UriParams != nil {
+		if v, ok := u.UriParams.Get("user"); ok && strings.EqualFold(v, "phone") {
+			return true
+		}
+	}
+	return s.home[strings.ToLower(u.Host)]
+}
+
+// servedUser is the originating user: the identity the P-CSCF asserted,
+// else From.
+func servedUser(req *sip.Request) string {
+	if ids := header.URIs(req, "P-Asserted-Identity"); len(ids) > 0 {
+		return header.Canonical(ids[0])
+	}
+	return header.Canonical(req.From().Address)
+}
+
+func (s *SCSCF) originating(t *proxy.Txn) {
+	req := t.Req
+	user := servedUser(req)
+	if req.GetHeader("P-Asserted-Identity") == nil && s.o.ChallengeNonRegister && s.o.Auth != nil {
+		res := s.o.Auth.Authenticate(t.Context(), req, user, true)
+		if !res.OK {
+			t.Respond(res.Response)
+			return
+		}
+	}
+	rd, err := s.o.HSS.RegData(t.Context(), user)
+	switch {
+	case errors.Is(err, hss.ErrNotFound):
+		t.Reply(403, "Forbidden", warning("unknown originating identity"))
+		return
+	case err != nil:
+		s.log.Warn("HSS lookup failed", "impu", user, "err", err)
+		t.Reply(504, "Server Time-out", warning("subscriber store unavailable"))
+		return
+	}
+	for _, p := range rd.PublicIDs() {
+		if p.Identity == user && p.Barred {
+			t.Reply(403, "Forbidden", warning("barred originating identity"))
+			return
+		}
+	}
+	req.RemoveHeader("P-Served-User")
+	req.AppendHeader(sip.NewHeader("P-Served-User", "<"+user+">;sescase=orig;regstate="+regState(rd)))
+	var rr []sip.Uri
+	if s.o.RecordRoute {
+		rr = []sip.Uri{s.rrURI()}
+	}
+	if s.isHome(&req.Recipient) {
+		if s.o.ICSCF != nil {
+			u := *s.o.ICSCF.Clone()
+			if u.UriParams == nil {
+				u.UriParams = sip.NewParams()
+			}
+			u.UriParams.Add("lr", "")
+			req.RemoveHeader("P-Served-User")
+			t.Forward(proxy.Fork{Targets: []proxy.Target{{Routes: []sip.Uri{u}}}, RecordRoute: rr})
+			return
+		}
+		req.RemoveHeader("P-Served-User")
+		s.terminatingWith(t, rr)
+		return
+	}
+	t.Forward(proxy.Fork{Targets: []proxy.Target{{}}, RecordRoute: rr})
+}
+
+func regState(rd *hss.RegData) string {
+	if rd.State == hss.Registered {
+		return "reg"
+	}
+	return "unreg"
+}
+
+func (s *SCSCF) rrURI() sip.Uri {
+	u := *s.o.URI.Clone()
+	if u.UriParams == nil {
+		u.UriParams = sip.NewParams()
+	}
+	u.UriParams.Add("lr", "")
+	return u
+}
+
+func (s *SCSCF) terminating(t *proxy.Txn) {
+	var rr []sip.Uri
+	if s.o.RecordRoute {
+		rr = []sip.Uri{s.rrURI()}
+	}
+	s.terminatingWith(t, rr)
+}
+
+// terminatingWith delivers a request to the callee's bindings.
+func (s *SCSCF) terminatingWith(t *proxy.Txn, rr []sip.Uri) {
+	req := t.Req
+	ctx := t.Context()
+	uri := req.Recipient
+	if gr, ok := grParam(&uri); ok {
+		_ = gr
+		b, err := s.o.Registrar.LookupGRUU(ctx, uri.String())
+		if err != nil || b == nil {
+			t.Reply(480, "Temporarily Unavailable", warning("unknown or unregistered GRUU"))
+			return
+		}
+		t.Forward(proxy.Fork{Targets: []proxy.Target{target(*b)}, RecordRoute: rr})
+		return
+	}
+	impu := header.Canonical(uri)
+	if uri.UriParams != nil {
+		if v, ok := uri.UriParams.Get("user"); ok && strings.EqualFold(v, "phone") {
+			impu = "tel:" + uri.User
+		}
+	}
+	rd, err := s.o.HSS.RegData(ctx, impu)
+	switch {
+	case errors.Is(err, hss.ErrNotFound):
+		t.Reply(404, "Not Found")
+		return
+	case err != nil:
+		s.log.Warn("HSS lookup failed", "impu", impu, "err", err)
+		t.Reply(504, "Server Time-out", warning("subscriber store unavailable"))
+		return
+	}
+	for _, p := range rd.PublicIDs() {
+		if p.Identity == impu && p.Barred {
+			t.Reply(404, "Not Found")
+			return
+		}
+	}
+	bindings, err := s.o.Registrar.Lookup(ctx, impu)
+	if errors.Is(err, registrar.ErrNotFound) {
+		t.Reply(480, "Temporarily Unavailable")
+		return
+	}
+	if err != nil {
+		s.log.Warn("binding lookup failed", "impu", impu, "err", err)
+		t.Reply(504, "Server Time-out", warning("registration store unavailable"))
+		return
+	}
+	bindings = preferred(req, bindings)
+	if len(bindings) == 0 {
+		t.Reply(480, "Temporarily Unavailable")
+		return
+	}
+	groups := byQ(bindings)
+	next, rerouted := 1, false
+	t.Forward(proxy.Fork{
+		Targets:     groups[0],
+		RecordRoute: rr,
+		OnFinal: func(best *sip.Response) []proxy.Target {
+			if !rerouted && (best.StatusCode == 503 || best.StatusCode == 408) {
+				rerouted = true
+				if g := s.viaLocalEdge(groups[next-1]); g != nil {
+					return g
+				}
+			}
+			// Lower-q groups are tried when the higher ones fail
+			// (RFC 3261 §16.6), except on a global failure.
+			if next >= len(groups) || best.StatusCode >= 600 {
+				return nil
+			}
+			g := groups[next]
+			next++
+			rerouted = false
+			return g
+		},
+	})
+}
+
+func grParam(u *sip.Uri) (string, bool) {
+	if u.UriParams == nil {
+		return "", false
+	}
+	return u.UriParams.Get("gr")
+}
+
+// target makes a fork target of a binding: its Contact behind its Path.
+func target(b registrar.Binding) proxy.Target {
+	var u sip.Uri
+	if err := sip.ParseUri(b.URI, &u); err != nil {
+		u = sip.Uri{Scheme: "sip", Host: "invalid"}
+	}
+	var routes []sip.Uri
+	for _, p := range b.Path {
+		for _, v := range header.SplitList(p) {
+			if pu, ok := header.ParseNameAddr(v); ok {
+				routes = append(routes, pu)
+			}
+		}
+	}
+	return proxy.Target{URI: &u, Routes: routes}
+}
+
+// byQ groups bindings into fork rounds, highest q first.
+func byQ(bs []registrar.Binding) [][]proxy.Target {
+	sort.SliceStable(bs, func(i, j int) bool { return bs[i].Q > bs[j].Q })
+	var out [][]proxy.Target
+	for i := 0; i < len(bs); {
+		j := i
+		var g []proxy.Target
+		for j < len(bs) && bs[j].Q == bs[i].Q {
+			g = append(g, target(bs[j]))
+			j++
+		}
+		out = append(out, g)
+		i = j
+	}
+	return out
+}
+
+func warning(text string) sip.Header {
+	return sip.NewHeader("Warning", `399 - "`+strings.ReplaceAll(text, `"`, "'")+`"`)
+}
+
+// viaLocalEdge rewrites a fork round whose targets sit behind another
+// node's flow-token Path so that they go through this node's edge instead;
+// nil if no target has such a Path.
+func (s *SCSCF) viaLocalEdge(g []proxy.Target) []proxy.Target {
+	if s.o.LocalEdge == nil {
+		return nil
+	}
+	var out []proxy.Target
+	for _, tg := range g {
+		if len(tg.Routes) == 0 || tg.Routes[0].User == "" || !hasParam(&tg.Routes[0], "ob") ||
+			strings.EqualFold(tg.Routes[0].Host, s.o.LocalEdge.Host) {
+			continue
+		}
+		first := *s.o.LocalEdge.Clone()
+		first.User = tg.Routes[0].User
+		if first.UriParams == nil {
+			first.UriParams = sip.NewParams()
+		}
+		first.UriParams.Add("lr", "")
+		first.UriParams.Add("ob", "")
+		routes := append([]sip.Uri{first}, tg.Routes[1:]...)
+		out = append(out, proxy.Target{URI: tg.URI, Routes: routes})
+	}
+	return out
+}
