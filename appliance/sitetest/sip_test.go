@@ -211,26 +211,34 @@ func TestSIPCore(t *testing.T) {
 // bindings lists an IMPU's bindings through Sprout's management API.
 func (n *node) bindings(t *testing.T, impu string) []json.RawMessage {
 	t.Helper()
+	b, err := n.bindingsOf(impu)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func (n *node) bindingsOf(impu string) ([]json.RawMessage, error) {
 	url := fmt.Sprintf("http://%s/impu/%s/bindings", net.JoinHostPort(n.ip, strconv.Itoa(n.site.ports.sproutMgmt)), impu)
 	r, err := do(http.MethodGet, url, "", nil)
 	if err != nil {
-		t.Fatalf("GET %s: %v", url, err)
+		return nil, fmt.Errorf("GET %s: %w", url, err)
 	}
 	if r.code == http.StatusNotFound {
-		return nil
+		return nil, nil
 	}
 	if r.code != http.StatusOK {
-		t.Fatalf("GET %s: %s", url, r)
+		return nil, fmt.Errorf("GET %s: %s", url, r)
 	}
 	var body struct {
 		Bindings map[string]json.RawMessage `json:"bindings"`
 	}
 	if err := json.Unmarshal([]byte(r.body), &body); err != nil {
-		t.Fatalf("GET %s: %v in %s", url, err, r.body)
+		return nil, fmt.Errorf("GET %s: %w in %s", url, err, r.body)
 	}
 	var out []json.RawMessage
 	for _, b := range body.Bindings {
 		out = append(out, b)
 	}
-	return out
+	return out, nil
 }

@@ -191,6 +191,7 @@ func (b *branch) runLocal(svc string, route *sip.Uri) {
 		child.onCancel()
 		return
 	}
+	parent.core.log.Debug("local hop", "method", b.req.Method, "ruri", b.req.Recipient.String(), "from", parent.Service, "to", svc)
 	parent.core.serve(child, svc)
 }
 

@@ -47,9 +47,11 @@ func (b *branch) runWire(flow string) {
 	for _, h := range hops {
 		tx, err := c.sendTx(b.f.t.ctx, req, h, b.f.t.Service, b.f.t.Src.Trusted || b.f.t.Src.Local)
 		if err != nil {
+			c.log.Debug("next hop refused the request", "method", req.Method, "hop", h.Addr, "transport", h.Transport, "err", err)
 			lastErr = err
 			continue
 		}
+		c.log.Debug("sent", "method", req.Method, "ruri", req.Recipient.String(), "hop", h.Addr, "transport", h.Transport, "from", b.f.t.Service)
 		b.track(tx, h)
 		return
 	}

@@ -326,11 +326,12 @@ func target(b registrar.Binding) proxy.Target {
 		u = sip.Uri{Scheme: "sip", Host: "invalid"}
 	}
 	var routes []sip.Uri
+	// The registrar keeps each Path entry as a bare URI, parameters and
+	// all.
 	for _, p := range b.Path {
-		for _, v := range header.SplitList(p) {
-			if pu, ok := header.ParseNameAddr(v); ok {
-				routes = append(routes, pu)
-			}
+		var pu sip.Uri
+		if err := sip.ParseUri(strings.Trim(p, "<> "), &pu); err == nil {
+			routes = append(routes, pu)
 		}
 	}
 	return proxy.Target{URI: &u, Routes: routes}
