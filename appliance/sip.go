@@ -210,6 +210,7 @@ func (n *Node) startSIP() error {
 		HSS: n.IMS.HSS, Auth: authn, Registrar: reg, HomeDomains: homes, URI: scscfURI,
 		ICSCF: &icscfRoute, RecordRoute: true, LocalEdge: &edge, ChallengeNonRegister: challengeNonReg,
 		AuthDisabled: cfg.Bool("authentication"), Logger: n.log,
+		DefaultSessionExpires: cfg.Duration("default_session_expires"), MaxSessionExpires: cfg.Duration("max_session_expires"),
 	}))
 	// The core lives until Close, not for the start-up context.
 	if err := core.Start(context.Background()); err != nil {

@@ -9,12 +9,15 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
+
+	"stillwater/sip/sipcheck"
 )
 
 // A Listener is one SIP port of the node.
@@ -90,6 +93,7 @@ type Core struct {
 	hosts    map[string]bool
 	services map[string]Service
 	lns      []*boundListener
+	checker  sipcheck.Policy
 
 	mu       sync.Mutex
 	closed   bool
@@ -134,6 +138,18 @@ func New(cfg Config) (*Core, error) {
 		}
 	}
 	c.branchID = newIDSource(cfg.Rand)
+	// A proxy refuses only Proxy-Require extensions it lacks (RFC 3261
+	// §16.3 step 4); Require is for the UAS.
+	c.checker = sipcheck.Policy{Supported: []string{"path", "outbound", "gruu", "timer", "100rel"}}
+	aliases := make([]string, 0, len(c.hosts))
+	for h := range c.hosts {
+		aliases = append(aliases, h)
+	}
+	for h := range cfg.Names {
+		aliases = append(aliases, h)
+	}
+	sort.Strings(aliases)
+	c.log.Info("local host aliases", "aliases", strings.Join(aliases, " "))
 	ua, err := sipgo.NewUA(
 		sipgo.WithUserAgent(cfg.UserAgent),
 		sipgo.WithUserAgentTransactionLayerOptions(

@@ -181,8 +181,18 @@ func (c *Core) onRequest(req *sip.Request, tx *sip.ServerTx) {
 	if req.IsInvite() {
 		tx.OnCancel(func(*sip.Request) { go t.onCancel() })
 	}
-	if code, reason := c.check(req); code != 0 {
-		t.Reply(code, reason)
+	if e := c.checker.CheckRequest(req); e != nil {
+		if res, err := e.Response(req, ""); err == nil {
+			t.Respond(res)
+		}
+		return
+	}
+	if mf := req.MaxForwards(); mf != nil && mf.Val() == 0 && req.Method != sip.OPTIONS {
+		t.Reply(483, "Too Many Hops")
+		return
+	}
+	if c.looped(req) {
+		t.Reply(482, "Loop Detected")
 		return
 	}
 	if c.cfg.Admitter != nil && req.To() != nil && !hasTag(req.To().Params) && req.Method != sip.CANCEL {
@@ -198,29 +208,6 @@ func (c *Core) onRequest(req *sip.Request, tx *sip.ServerTx) {
 		defaultService = ln.Service
 	}
 	c.route(t, defaultService)
-}
-
-// check applies the proxy request validation of RFC 3261 §16.3 that sipgo
-// has not already done.
-func (c *Core) check(req *sip.Request) (int, string) {
-	if req.From() == nil || req.To() == nil || req.CallID() == nil || req.CSeq() == nil || req.Via() == nil {
-		return 400, "Missing Mandatory Header"
-	}
-	if !strings.EqualFold(string(req.CSeq().MethodName), string(req.Method)) {
-		return 400, "CSeq Method Mismatch"
-	}
-	switch strings.ToLower(req.Recipient.Scheme) {
-	case "sip", "sips", "tel":
-	default:
-		return 416, "Unsupported URI Scheme"
-	}
-	if mf := req.MaxForwards(); mf != nil && mf.Val() == 0 && req.Method != sip.OPTIONS {
-		return 483, "Too Many Hops"
-	}
-	if c.looped(req) {
-		return 482, "Loop Detected"
-	}
-	return 0, ""
 }
 
 func hasTag(p sip.HeaderParams) bool {
@@ -240,6 +227,11 @@ func (c *Core) route(t *Txn, defaultService string) {
 		c.routeInDialog(t)
 		return
 	}
+	if req.Method == sip.OPTIONS && c.IsLocalHost(req.Recipient.Host) && c.onlyLocalRoute(req) {
+		// A health-check poll to the node itself is answered statelessly.
+		c.answerOptions(t)
+		return
+	}
 	if r := req.Route(); r != nil {
 		if svc, ok := c.LocalService(&r.Address); ok {
 			u := r.Address.Clone()
@@ -248,10 +240,6 @@ func (c *Core) route(t *Txn, defaultService string) {
 			c.serve(t, svc)
 			return
 		}
-	}
-	if req.Method == sip.OPTIONS && req.Route() == nil && req.Recipient.User == "" && c.IsLocalHost(req.Recipient.Host) {
-		c.answerOptions(t)
-		return
 	}
 	if defaultService != "" {
 		c.serve(t, defaultService)
@@ -276,6 +264,20 @@ func (c *Core) serve(t *Txn, svc string) {
 	}
 	t.Service = svc
 	s.ServeSIP(t)
+}
+
+// onlyLocalRoute reports whether a request has no Route, or a single Route
+// naming this node: what makes an OPTIONS a poll of the node.
+func (c *Core) onlyLocalRoute(req *sip.Request) bool {
+	rs := req.GetHeaders("Route")
+	switch len(rs) {
+	case 0:
+		return true
+	case 1:
+		r := req.Route()
+		return r != nil && c.IsLocalHost(r.Address.Host)
+	}
+	return false
 }
 
 // answerOptions answers an OPTIONS poll to the node itself statelessly.

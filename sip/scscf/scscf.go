@@ -11,7 +11,9 @@ import (
 	"errors"
 	"log/slog"
 	"sort"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/emiago/sipgo/sip"
 
@@ -62,6 +64,9 @@ type Options struct {
 	// UE registered through cannot be reached, its flow is tried through
 	// this one: flow tokens are valid on every node of the site.
 	LocalEdge *sip.Uri
+	// DefaultSessionExpires and MaxSessionExpires are
+	// default_session_expires and max_session_expires (0: 600 s).
+	DefaultSessionExpires, MaxSessionExpires time.Duration
 	// AuthDisabled accepts REGISTERs without a challenge (authentication=Y
 	// in Clearwater's sense); for test rigs only.
 	AuthDisabled bool
@@ -189,6 +194,7 @@ func (s *SCSCF) originating(t *proxy.Txn) {
 	}
 	req.RemoveHeader("P-Served-User")
 	req.AppendHeader(sip.NewHeader("P-Served-User", "<"+user+">;sescase=orig;regstate="+regState(rd)))
+	s.sessionExpires(req)
 	var rr []sip.Uri
 	if s.o.RecordRoute {
 		rr = []sip.Uri{s.rrURI()}
@@ -383,3 +389,49 @@ func (s *SCSCF) viaLocalEdge(g []proxy.Target) []proxy.Target {
 	}
 	return out
 }
+
+// sessionExpires applies RFC 4028 session timers to an initial INVITE as
+// Sprout does: one is added when the caller asked for none, and a longer
+// one than max_session_expires is brought down to it (never below the
+// request's Min-SE).
+func (s *SCSCF) sessionExpires(req *sip.Request) {
+	if req.Method != sip.INVITE {
+		return
+	}
+	def, maxSE := s.o.DefaultSessionExpires, s.o.MaxSessionExpires
+	if maxSE <= 0 {
+		maxSE = defaultSessionExpires
+	}
+	if def <= 0 || def > maxSE {
+		def = min(defaultSessionExpires, maxSE)
+	}
+	h := req.GetHeader("Session-Expires")
+	if h == nil {
+		h = req.GetHeader("x")
+	}
+	if h == nil {
+		req.AppendHeader(sip.NewHeader("Session-Expires", strconv.Itoa(int(def/time.Second))))
+		return
+	}
+	val, params, _ := strings.Cut(strings.TrimSpace(h.Value()), ";")
+	n, err := strconv.Atoi(strings.TrimSpace(val))
+	if err != nil || time.Duration(n)*time.Second <= maxSE {
+		return
+	}
+	minSE := 0
+	if m := req.GetHeader("Min-SE"); m != nil {
+		v, _, _ := strings.Cut(m.Value(), ";")
+		minSE, _ = strconv.Atoi(strings.TrimSpace(v))
+	}
+	want := max(int(maxSE/time.Second), minSE)
+	v := strconv.Itoa(want)
+	if params != "" {
+		v += ";" + params
+	}
+	req.RemoveHeader(h.Name())
+	req.AppendHeader(sip.NewHeader("Session-Expires", v))
+}
+
+// defaultSessionExpires is Clearwater's default for both
+// default_session_expires and max_session_expires.
+const defaultSessionExpires = 10 * time.Minute
