@@ -5,7 +5,7 @@ GO       ?= go
 BIN      := bin/stillwater
 VAR      := $(CURDIR)/var
 # Debian packages the tests use; installed by `make deps` when missing.
-DEB_PKGS := chromium
+DEB_PKGS := chromium sip-tester kamailio baresip
 
 .PHONY: build run test unit site deps bench lint clean
 
