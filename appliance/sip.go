@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"net/netip"
@@ -101,6 +102,12 @@ func (n *Node) startSIP() error {
 	}
 	ports := map[int]string{untrusted: "pcscf", trusted: "pcscf"}
 	var lns []proxy.Listener
+	var tlsConf *tls.Config
+	if cfg.Int("pcscf_tls_port") != 0 {
+		if tlsConf, err = n.sipTLSConfig(hosts); err != nil {
+			return err
+		}
+	}
 	add := func(port int, svc string, trust bool, networks ...string) {
 		if port == 0 {
 			return
@@ -108,13 +115,14 @@ func (n *Node) startSIP() error {
 		ports[port] = svc
 		for _, nw := range networks {
 			lns = append(lns, proxy.Listener{Network: nw, Addr: netip.AddrPortFrom(ip, uint16(port)),
-				Advertise: hostForURI(local), Service: svc, Trusted: trust})
+				Advertise: hostForURI(local), Service: svc, Trusted: trust, TLS: tlsConf})
 		}
 	}
 	add(untrusted, "pcscf", false, "udp", "tcp")
 	add(trusted, "pcscf", true, "udp", "tcp")
 	add(icscfPort, "icscf", true, "udp", "tcp")
 	add(scscfPort, "scscf", true, "udp", "tcp")
+	add(cfg.Int("pcscf_tls_port"), "pcscf", false, "tls")
 	add(cfg.Int("pcscf_ws_port"), "pcscf", false, "ws")
 
 	res, err := resolve.New(resolve.Options{

@@ -274,6 +274,7 @@ func buildTable() map[string]Option {
 		portOpt("ellis_port", "80", "port of the Ellis self-service portal and its JSON API").in(local),
 		portOpt("pcscf_untrusted_port", "5060", "P-CSCF port facing UEs (UDP and TCP)").in(local),
 		portOpt("pcscf_trusted_port", "5058", "P-CSCF port facing the core and application servers (UDP and TCP)").in(local),
+		intOpt("pcscf_tls_port", "5061", 0, 65535, "P-CSCF SIP over TLS port facing UEs; 0 disables it").in(local),
 		intOpt("pcscf_ws_port", "5062", 0, 65535, "P-CSCF SIP over WebSocket port for WebRTC clients; 0 disables it").in(local),
 		portOpt("sprout_mgmt_port", "9886", "port of Sprout's management HTTP API").in(local),
 		boolOpt("fault_injection", "N", "enable the test-only fault injection hook; never in production").in(LocalConfig | UserSettings),
