@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/pprof"
 	"strconv"
 	"strings"
 
@@ -20,6 +21,11 @@ import (
 // token derived from the site key.
 func (n *Node) adminHandler() http.Handler {
 	mux := http.NewServeMux()
+	// Go's profiler, behind the admin token, for performance work on a
+	// running appliance.
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	mux.HandleFunc("GET /cluster/status", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, n.cons.Status(r.Context()))
 	})

@@ -211,6 +211,7 @@ func (n *Node) watchSharedConfig() {
 			return
 		case <-n.cons.MetaChanged():
 			n.applySharedConfig()
+			n.applySIPConfig()
 		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
@@ -28,6 +29,51 @@ import (
 type sipServices struct {
 	Core      *proxy.Core
 	Registrar *registrar.Registrar
+	ICSCF     *icscf.ICSCF
+	Resolver  *resolve.Resolver
+
+	mu       sync.Mutex
+	versions map[string]uint64 // shared documents applied, by version
+}
+
+// applySIPConfig puts the site's dns.json and s-cscf.json in force when
+// they change. Uploads are validated before they are stored; one that still
+// fails here (written by a newer node) leaves the previous one in force.
+func (n *Node) applySIPConfig() {
+	s := &n.SIP
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.Core == nil {
+		return
+	}
+	if s.versions == nil {
+		s.versions = map[string]uint64{}
+	}
+	for _, name := range []string{"dns_json", "scscf_json"} {
+		doc, ok := n.cons.Config(name)
+		if !ok || doc.Version == s.versions[name] {
+			continue
+		}
+		var err error
+		switch name {
+		case "dns_json":
+			var ov map[string]string
+			if ov, err = resolve.ParseDNSJSON(doc.Content); err == nil {
+				err = s.Resolver.SetOverrides(ov)
+			}
+		case "scscf_json":
+			var servers []icscf.Server
+			if servers, err = icscf.ParseSCSCFJSON(doc.Content); err == nil {
+				s.ICSCF.SetSCSCFs(servers)
+			}
+		}
+		if err != nil {
+			n.log.Error("shared document not applied; keeping the previous one", "name", name, "err", err)
+			continue
+		}
+		s.versions[name] = doc.Version
+		n.log.Info("shared document applied", "name", name, "version", doc.Version)
+	}
 }
 
 // sipURI builds sip:host:port;transport=tcp for a node-local function.
@@ -132,13 +178,6 @@ func (n *Node) startSIP() error {
 	if err != nil {
 		return fmt.Errorf("sip: resolver: %w", err)
 	}
-	if doc, ok := n.cons.Config("dns.json"); ok && len(doc.Content) > 0 {
-		if ov, err := resolve.ParseDNSJSON(doc.Content); err == nil {
-			res.SetOverrides(ov)
-		} else {
-			n.log.Warn("dns.json ignored", "err", err)
-		}
-	}
 	load, err := overload.New(overload.Options{
 		TargetLatency: cfg.Duration("sprout_target_latency_us"), MaxTokens: cfg.Int("sprout_max_tokens"),
 		InitRate: cfg.Float("sprout_init_token_rate"), MinRate: cfg.Float("sprout_min_token_rate"),
@@ -207,11 +246,12 @@ func (n *Node) startSIP() error {
 		CDF: cfg.String("cdf_identity"), PBXes: pbxes, PBXServiceRoute: pbxRoute, TrustedPeers: peers,
 		Logger: n.log,
 	}))
-	core.Handle("icscf", icscf.New(icscf.Options{
-		HSS: n.IMS.HSS, SCSCFs: []sip.Uri{scscfURI},
+	ic := icscf.New(icscf.Options{
+		HSS: n.IMS.HSS, Default: scscfURI,
 		IsLocal: func(u sip.Uri) bool { _, ok := core.LocalService(&u); return ok },
 		Logger:  n.log,
-	}))
+	})
+	core.Handle("icscf", ic)
 	icscfRoute := icscfURI
 	edge := sipURI(local, trusted)
 	core.Handle("scscf", scscf.New(scscf.Options{
@@ -225,7 +265,10 @@ func (n *Node) startSIP() error {
 		reg.Close()
 		return err
 	}
-	n.SIP = sipServices{Core: core, Registrar: reg}
+	n.SIP.mu.Lock()
+	n.SIP.Core, n.SIP.Registrar, n.SIP.ICSCF, n.SIP.Resolver = core, reg, ic, res
+	n.SIP.mu.Unlock()
+	n.applySIPConfig()
 	for i, l := range lns {
 		n.Listens = append(n.Listens, Listener{"SIP " + l.Service + " (" + strings.ToUpper(l.Network) + ")",
 			net.JoinHostPort(local, strconv.Itoa(core.Ports()[i]))})

@@ -9,7 +9,10 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"math/rand/v2"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/emiago/sipgo/sip"
 
@@ -27,9 +30,11 @@ type HSS interface {
 // Options configures the I-CSCF.
 type Options struct {
 	HSS HSS
-	// SCSCFs are the S-CSCFs to choose from when the HSS names none, in
-	// preference order; the first is this site's own.
-	SCSCFs []sip.Uri
+	// Default is the S-CSCF chosen when the HSS names none and no
+	// s-cscf.json is in force (scscf_uri).
+	Default sip.Uri
+	// Rand orders servers of equal priority by weight; nil seeds one.
+	Rand *rand.Rand
 	// IsLocal reports whether an S-CSCF URI is served by this site's nodes
 	// (any of which can serve any subscriber).
 	IsLocal func(sip.Uri) bool
@@ -38,8 +43,10 @@ type Options struct {
 
 // ICSCF is the I-CSCF service.
 type ICSCF struct {
-	o   Options
-	log *slog.Logger
+	o       Options
+	log     *slog.Logger
+	servers atomic.Pointer[[]Server]
+	randMu  sync.Mutex
 }
 
 // New creates the I-CSCF.
@@ -47,8 +54,14 @@ func New(o Options) *ICSCF {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	if o.Rand == nil {
+		o.Rand = rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
+	}
 	return &ICSCF{o: o, log: o.Logger.With("component", "icscf")}
 }
+
+// SetSCSCFs puts an s-cscf.json in force; nil returns to the default.
+func (c *ICSCF) SetSCSCFs(servers []Server) { c.servers.Store(&servers) }
 
 // ServeSIP routes a REGISTER or a terminating request to an S-CSCF.
 func (c *ICSCF) ServeSIP(t *proxy.Txn) {
@@ -114,7 +127,16 @@ func (c *ICSCF) candidates(ctx context.Context, impu string) []sip.Uri {
 			out = append(out, u)
 		}
 	}
-	return append(out, c.o.SCSCFs...)
+	var servers []Server
+	if p := c.servers.Load(); p != nil {
+		servers = *p
+	}
+	if len(servers) == 0 {
+		return append(out, c.o.Default)
+	}
+	c.randMu.Lock()
+	defer c.randMu.Unlock()
+	return append(out, order(servers, c.o.Rand)...)
 }
 
 // forward sends the request to the first S-CSCF, moving to the next when
