@@ -34,7 +34,11 @@ func ParseSCSCFJSON(b []byte) ([]Server, error) {
 	var out []Server
 	for i, s := range doc.SCSCFs {
 		var u sip.Uri
-		if err := sip.ParseUri(strings.Trim(s.Server, "<>"), &u); err != nil {
+		err := sip.ParseUri(strings.Trim(s.Server, "<>"), &u)
+		if err == nil && (!strings.EqualFold(u.Scheme, "sip") && !strings.EqualFold(u.Scheme, "sips") || u.Host == "" || strings.ContainsAny(u.Host, " \t")) {
+			err = fmt.Errorf("not a SIP URI")
+		}
+		if err != nil {
 			return nil, fmt.Errorf("s-cscf.json: s-cscfs[%d].server %q: %w", i, s.Server, err)
 		}
 		out = append(out, Server{URI: u, Priority: s.Priority, Weight: s.Weight, Capabilities: s.Capabilities})
