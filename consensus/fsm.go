@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/hashicorp/raft"
 	bolt "go.etcd.io/bbolt"
@@ -40,6 +41,12 @@ type applyResult struct {
 // shardFSM hosts the machines of one data shard on a bbolt file. The file is
 // not fsynced: it is rebuilt from the latest snapshot and the log whenever the
 // replica starts.
+//
+// Apply batches share one write transaction until a reader needs the state,
+// the transaction has grown large or commitDelay has passed: a commit writes
+// every dirty page, so committing each small batch of a busy shard on its own
+// cost more than applying it. Nothing is lost by the wait, as the file is
+// never the durable copy.
 type shardFSM struct {
 	shard    int
 	path     string
@@ -50,6 +57,11 @@ type shardFSM struct {
 	applied atomic.Uint64
 	lastT   int64
 	dedup   *dedupTable
+
+	txMu      sync.Mutex // guards the open write transaction
+	tx        *bolt.Tx   // applied entries not yet committed, or nil
+	txEntries int
+	timer     *time.Timer // commits tx after commitDelay
 
 	waitMu  sync.Mutex
 	advance chan struct{} // closed and replaced whenever applied moves
@@ -72,6 +84,13 @@ func (f *shardFSM) waitApplied(ctx context.Context, idx uint64) error {
 	}
 }
 
+// A write transaction is committed commitDelay after its first batch, or
+// once it holds commitEntries entries, unless a reader commits it sooner.
+const (
+	commitDelay   = 50 * time.Millisecond
+	commitEntries = 1024
+)
+
 func boltOptions() *bolt.Options {
 	// A large initial map avoids remapping, which would make writers wait for
 	// long read transactions (snapshots). It costs address space only.
@@ -83,6 +102,8 @@ func openShardFSM(shard int, path string, machines []Machine) (*shardFSM, error)
 		return nil, fmt.Errorf("consensus: reset state of shard %d: %w", shard, err)
 	}
 	f := &shardFSM{shard: shard, path: path, machines: map[Kind]Machine{}, advance: make(chan struct{}), dedup: newDedupTable()}
+	f.timer = time.AfterFunc(time.Hour, f.commitTimer)
+	f.timer.Stop()
 	for _, m := range machines {
 		f.machines[m.Kind()] = m
 	}
@@ -118,12 +139,39 @@ func (f *shardFSM) Apply(l *raft.Log) any {
 	return f.ApplyBatch([]*raft.Log{l})[0]
 }
 
-// ApplyBatch applies a batch of committed entries in one bbolt transaction.
+// ApplyBatch applies a batch of committed entries to the open write
+// transaction.
 func (f *shardFSM) ApplyBatch(logs []*raft.Log) []any {
 	out := make([]any, len(logs))
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	err := f.db.Update(func(tx *bolt.Tx) error {
+	f.txMu.Lock()
+	err := f.applyLocked(logs, out)
+	f.txMu.Unlock()
+	if err != nil {
+		// The store failed: a replica that cannot apply must not go on.
+		panic(err)
+	}
+	if n := len(logs); n > 0 {
+		f.applied.Store(logs[n-1].Index)
+		f.waitMu.Lock()
+		close(f.advance)
+		f.advance = make(chan struct{})
+		f.waitMu.Unlock()
+	}
+	return out
+}
+
+func (f *shardFSM) applyLocked(logs []*raft.Log, out []any) error {
+	if f.tx == nil {
+		tx, err := f.db.Begin(true)
+		if err != nil {
+			return fmt.Errorf("consensus: shard %d: begin: %w", f.shard, err)
+		}
+		f.tx, f.txEntries = tx, 0
+		f.timer.Reset(commitDelay)
+	}
+	err := func(tx *bolt.Tx) error {
 		for i, l := range logs {
 			if l.Type != raft.LogCommand {
 				continue
@@ -159,30 +207,65 @@ func (f *shardFSM) ApplyBatch(logs []*raft.Log) []any {
 			f.dedup.add(id, res)
 		}
 		return nil
-	})
+	}(f.tx)
 	if err != nil {
-		// The store failed: a replica that cannot apply must not go on.
-		panic(err)
+		_ = f.tx.Rollback()
+		f.tx = nil
+		return err
 	}
-	if n := len(logs); n > 0 {
-		f.applied.Store(logs[n-1].Index)
-		f.waitMu.Lock()
-		close(f.advance)
-		f.advance = make(chan struct{})
-		f.waitMu.Unlock()
+	f.txEntries += len(logs)
+	if f.txEntries >= commitEntries {
+		return f.commitLocked()
 	}
-	return out
+	return nil
 }
 
+// commitLocked commits the open write transaction, if any.
+func (f *shardFSM) commitLocked() error {
+	if f.tx == nil {
+		return nil
+	}
+	f.timer.Stop()
+	tx := f.tx
+	f.tx = nil
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("consensus: shard %d: commit: %w", f.shard, err)
+	}
+	return nil
+}
+
+// commit makes everything applied so far visible to readers.
+func (f *shardFSM) commit() error {
+	f.txMu.Lock()
+	defer f.txMu.Unlock()
+	return f.commitLocked()
+}
+
+func (f *shardFSM) commitTimer() {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	if err := f.commit(); err != nil {
+		panic(err) // as in ApplyBatch: the store failed
+	}
+}
+
+// view reads the state with everything applied before the call.
 func (f *shardFSM) view(fn func(*bolt.Tx) error) error {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
+	if err := f.commit(); err != nil {
+		return err
+	}
 	return f.db.View(fn)
 }
 
 func (f *shardFSM) Snapshot() (raft.FSMSnapshot, error) {
 	f.mu.RLock()
 	// Raft calls Snapshot between applies, so the table is current.
+	if err := f.commit(); err != nil {
+		f.mu.RUnlock()
+		return nil, err
+	}
 	if err := f.db.Update(f.dedup.save); err != nil {
 		f.mu.RUnlock()
 		return nil, fmt.Errorf("consensus: snapshot shard %d: %w", f.shard, err)
@@ -217,6 +300,7 @@ func (f *shardFSM) Restore(rc io.ReadCloser) error {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.rollback()
 	if err := f.db.Close(); err != nil {
 		return fmt.Errorf("consensus: restore shard %d: %w", f.shard, err)
 	}
@@ -236,9 +320,22 @@ func (f *shardFSM) Restore(rc io.ReadCloser) error {
 	})
 }
 
+// rollback drops the open write transaction: the state it was to extend is
+// being replaced or discarded.
+func (f *shardFSM) rollback() {
+	f.txMu.Lock()
+	defer f.txMu.Unlock()
+	f.timer.Stop()
+	if f.tx != nil {
+		_ = f.tx.Rollback()
+		f.tx = nil
+	}
+}
+
 func (f *shardFSM) Close() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.rollback()
 	err := f.db.Close()
 	_ = os.Remove(f.path)
 	return err

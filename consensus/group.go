@@ -60,7 +60,7 @@ func raftConfig(nodeID string, logger hclog.Logger, notify chan bool) *raft.Conf
 type group struct {
 	shard   int // -1 for meta
 	raft    *raft.Raft
-	trans   *raft.NetworkTransport
+	trans   *raftTransport
 	fsm     *shardFSM // nil for meta
 	meta    *metaFSM  // nil for shards
 	notify  chan bool
@@ -108,10 +108,7 @@ func startGroup(d groupDeps, shard int, bootstrap []raft.Server) (*group, error)
 		g.closeFSM()
 		return nil, fmt.Errorf("consensus: snapshot store for %s: %w", name, err)
 	}
-	stream := d.trans.register(groupID(shard))
-	g.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		Stream: stream, MaxPool: 4, Timeout: 10 * time.Second, Logger: hl,
-	})
+	g.trans = d.trans.register(groupID(shard))
 	ls := d.logs.Group(name)
 	if len(bootstrap) > 0 {
 		has, err := raft.HasExistingState(ls, ls, snaps)
@@ -137,8 +134,7 @@ func startGroup(d groupDeps, shard int, bootstrap []raft.Server) (*group, error)
 }
 
 func (g *group) abort(d groupDeps) {
-	d.trans.unregister(groupID(g.shard))
-	g.trans.Close()
+	d.trans.unregister(groupID(g.shard), g.trans)
 	g.closeFSM()
 }
 
@@ -242,8 +238,7 @@ func (g *group) readIndex(ctx context.Context) error {
 func (g *group) stop(d groupDeps) error {
 	close(g.done)
 	err := g.raft.Shutdown().Error()
-	d.trans.unregister(groupID(g.shard))
-	g.trans.Close()
+	d.trans.unregister(groupID(g.shard), g.trans)
 	g.closeFSM()
 	if g.ready.Swap(false) && d.onLeader != nil {
 		d.onLeader(g.shard, false)

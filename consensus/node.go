@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -78,6 +79,7 @@ type Node struct {
 
 	reconciling sync.Mutex // one placement round at a time
 	ids         *reqIDs
+	serving     atomic.Bool // the node's groups exist: peers' requests are served
 }
 
 // Created reports whether this node created its site when it started (as
@@ -168,7 +170,7 @@ func (n *Node) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	n.trans, err = newTransport(cfg.Addr, tlsConf, cfg.FaultInjection, n.log)
+	n.trans, err = newTransport(cfg.Addr, tlsConf, cfg.FaultInjection, n.log, n.serveProposal)
 	if err != nil {
 		return err
 	}
@@ -195,6 +197,7 @@ func (n *Node) start(ctx context.Context) error {
 		return err
 	}
 	// Peers' requests are served once the node's groups exist.
+	n.serving.Store(true)
 	go n.srv.Serve(n.trans.http)
 	n.wg.Add(2)
 	go n.manageReplicas()
@@ -445,8 +448,10 @@ func (n *Node) Propose(ctx context.Context, shard int, kind Kind, cmd []byte) ([
 		return nil, fmt.Errorf("consensus: no shard %d", shard)
 	}
 	id := n.ids.new()
-	path := fmt.Sprintf("/v1/propose?shard=%d&kind=%d&id=%x", shard, kind, id[:])
-	return n.route(ctx, shard, path, cmd, func(g *group) ([]byte, error) {
+	fwd := func(ctx context.Context, addr string) ([]byte, string, error) {
+		return n.forwardPropose(ctx, addr, shard, kind, id, cmd)
+	}
+	return n.routeVia(ctx, shard, fwd, func(g *group) ([]byte, error) {
 		return g.proposeShard(kind, id, cmd)
 	})
 }
@@ -498,6 +503,17 @@ var ErrIndeterminate = errors.New("consensus: outcome unknown: leader changed or
 // lost with a leader is sent again: reads change nothing, and proposals carry
 // a request ID that replicas apply at most once.
 func (n *Node) route(ctx context.Context, shard int, path string, body []byte, op func(*group) ([]byte, error)) ([]byte, error) {
+	fwd := func(ctx context.Context, addr string) ([]byte, string, error) {
+		return n.forward(ctx, addr, path, body)
+	}
+	return n.routeVia(ctx, shard, fwd, op)
+}
+
+// forwarder sends a request to the node at addr: its result, or the leader
+// it redirects to with errRedirect, or an error.
+type forwarder func(ctx context.Context, addr string) ([]byte, string, error)
+
+func (n *Node) routeVia(ctx context.Context, shard int, fwd forwarder, op func(*group) ([]byte, error)) ([]byte, error) {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, 10*time.Second)
@@ -506,7 +522,7 @@ func (n *Node) route(ctx context.Context, shard int, path string, body []byte, o
 	backoff := 5 * time.Millisecond
 	var lastErr error = ErrNoQuorum
 	for {
-		res, err := n.routeOnce(ctx, shard, path, body, op)
+		res, err := n.routeOnce(ctx, shard, fwd, op)
 		switch {
 		case err == nil:
 			return res, nil
@@ -528,7 +544,7 @@ func (n *Node) route(ctx context.Context, shard int, path string, body []byte, o
 }
 
 // routeOnce tries the local replica if it leads, else the candidates, once.
-func (n *Node) routeOnce(ctx context.Context, shard int, path string, body []byte, op func(*group) ([]byte, error)) ([]byte, error) {
+func (n *Node) routeOnce(ctx context.Context, shard int, fwd forwarder, op func(*group) ([]byte, error)) ([]byte, error) {
 	if g := n.shard(shard); g != nil && g.isLeader() {
 		res, err := op(g)
 		return res, n.classify(err)
@@ -538,9 +554,9 @@ func (n *Node) routeOnce(ctx context.Context, shard int, path string, body []byt
 		if addr == n.cfg.Addr {
 			continue
 		}
-		res, leader, err := n.forward(ctx, addr, path, body)
+		res, leader, err := fwd(ctx, addr)
 		if errors.Is(err, errRedirect) && leader != "" && leader != addr && leader != n.cfg.Addr {
-			res, _, err = n.forward(ctx, leader, path, body)
+			res, _, err = fwd(ctx, leader)
 		}
 		if err == nil || errors.Is(err, ErrIndeterminate) || errors.As(err, new(errRemote)) {
 			return res, err

@@ -3,7 +3,6 @@ package consensus
 import (
 	"bytes"
 	"context"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,15 +19,6 @@ import (
 // request has come through the site's mutual TLS.
 func (n *Node) rpcHandler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /v1/propose", n.handleShardOp(func(g *group, kind Kind, body []byte, r *http.Request) ([]byte, error) {
-		var id reqID
-		if b, err := hex.DecodeString(r.URL.Query().Get("id")); err != nil || len(b) != len(id) {
-			return nil, errRemote{msg: "consensus: proposal without a valid request id"}
-		} else {
-			copy(id[:], b)
-		}
-		return g.proposeShard(kind, id, body)
-	}))
 	mux.HandleFunc("POST /v1/query", n.handleShardOp(func(g *group, kind Kind, body []byte, r *http.Request) ([]byte, error) {
 		if err := g.readIndex(r.Context()); err != nil {
 			return nil, err

@@ -23,13 +23,15 @@ import (
 )
 
 // Every stream on the consensus port starts, after the TLS handshake, with a
-// header naming what it carries: one Raft group's RPCs or the node-to-node HTTP
-// API (proposal forwarding, joins, status).
+// header naming what it carries: the multiplexed Raft RPCs and forwarded
+// proposals of all groups (see mux.go), one snapshot being installed, or the
+// node-to-node HTTP API (joins, status, membership changes).
 const (
-	streamMagic = "SWC1"
-	streamRaft  = byte(1)
-	streamHTTP  = byte(2)
-	tlsName     = "stillwater-site"
+	streamMagic    = "SWC2"
+	streamHTTP     = byte(2)
+	streamMux      = byte(3)
+	streamSnapshot = byte(4)
+	tlsName        = "stillwater-site"
 )
 
 // ErrPartitioned is returned when the fault-injection hook has cut the link.
@@ -105,21 +107,29 @@ type transport struct {
 	faults bool
 
 	mu      sync.Mutex
-	groups  map[uint16]*groupStream
+	groups  map[uint16]*raftTransport
 	conns   map[*trackedConn]struct{}
 	blocked map[string]bool // peer hosts cut off by fault injection
 	http    *groupStream
 	closed  bool
+
+	peersMu sync.Mutex
+	peers   map[string]*peerSlot // outgoing multiplexed connections by address
+
+	// proposals serves a proposal forwarded by a peer; it runs on a
+	// goroutine of its own.
+	proposals func(f frame, w *frameWriter)
 }
 
-func newTransport(addr string, tlsConf *tls.Config, faults bool, log *slog.Logger) (*transport, error) {
+func newTransport(addr string, tlsConf *tls.Config, faults bool, log *slog.Logger, proposals func(frame, *frameWriter)) (*transport, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("consensus: listen on %s: %w", addr, err)
 	}
 	t := &transport{
-		addr: addr, tls: tlsConf, ln: ln, log: log, faults: faults,
-		groups:  map[uint16]*groupStream{},
+		addr: addr, tls: tlsConf, ln: ln, log: log, faults: faults, proposals: proposals,
+		groups:  map[uint16]*raftTransport{},
+		peers:   map[string]*peerSlot{},
 		conns:   map[*trackedConn]struct{}{},
 		blocked: map[string]bool{},
 	}
@@ -158,15 +168,17 @@ func (t *transport) handshake(raw net.Conn) {
 	if !ok {
 		return
 	}
-	var gs *groupStream
-	t.mu.Lock()
-	if kind == streamHTTP {
-		gs = t.http
-	} else {
-		gs = t.groups[group]
-	}
-	t.mu.Unlock()
-	if gs == nil || !gs.deliver(conn) {
+	switch kind {
+	case streamHTTP:
+		if !t.http.deliver(conn) {
+			conn.Close()
+		}
+	case streamMux:
+		t.serveMux(conn)
+	case streamSnapshot:
+		t.serveSnapshot(conn, group)
+	default:
+		t.log.Warn("consensus: unknown stream kind", "peer", conn.peer, "kind", kind)
 		conn.Close()
 	}
 }
@@ -274,23 +286,28 @@ func (t *transport) Partition(hosts []string) error {
 	return nil
 }
 
-// register creates the stream layer for one Raft group.
-func (t *transport) register(group uint16) *groupStream {
-	gs := newGroupStream(t, streamRaft, group)
+// register creates the Raft transport of one group.
+func (t *transport) register(group uint16) *raftTransport {
+	rt := &raftTransport{t: t, group: group, consumer: make(chan raft.RPC), done: make(chan struct{})}
 	t.mu.Lock()
-	t.groups[group] = gs
+	t.groups[group] = rt
 	t.mu.Unlock()
-	return gs
+	return rt
 }
 
-func (t *transport) unregister(group uint16) {
+func (t *transport) unregister(group uint16, rt *raftTransport) {
 	t.mu.Lock()
-	gs := t.groups[group]
-	delete(t.groups, group)
-	t.mu.Unlock()
-	if gs != nil {
-		gs.Close()
+	if t.groups[group] == rt {
+		delete(t.groups, group)
 	}
+	t.mu.Unlock()
+	rt.Close()
+}
+
+func (t *transport) raftGroup(group uint16) *raftTransport {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.groups[group]
 }
 
 func (t *transport) Close() error {
@@ -326,8 +343,7 @@ func (c *trackedConn) Close() error {
 	return c.Conn.Close()
 }
 
-// groupStream is a net.Listener fed by the transport's demultiplexer, and a
-// raft.StreamLayer whose dials carry its group's header.
+// groupStream is a net.Listener fed by the transport's demultiplexer.
 type groupStream struct {
 	t     *transport
 	kind  byte
@@ -367,9 +383,3 @@ func (g *groupStream) Close() error {
 }
 
 func (g *groupStream) Addr() net.Addr { return g.t.ln.Addr() }
-
-func (g *groupStream) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	return g.t.dial(ctx, string(address), g.kind, g.group)
-}

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -124,7 +125,34 @@ func startSite(ctx context.Context, dir string, shards int, o siteOptions, log *
 		s.close()
 		return nil, err
 	}
+	if err := s.waitBalanced(ctx, shards); err != nil {
+		s.close()
+		return nil, err
+	}
 	return s, nil
+}
+
+// waitBalanced waits until no node leads more than its share of the shards,
+// as the site's leader balancer arranges a few transfers at a time: node 1
+// created the site and first led every shard, and a measurement taken then
+// would load one node with all the leaders' work.
+func (s *site) waitBalanced(ctx context.Context, shards int) error {
+	share := (shards + len(s.nodes) - 1) / len(s.nodes)
+	for {
+		leaders := s.leaders(ctx)
+		counts := make([]int, len(s.nodes))
+		for _, i := range leaders {
+			counts[i]++
+		}
+		if len(leaders) == shards && slices.Max(counts) <= share {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("leaders did not balance (%s): %w", s.leaderCounts(context.Background()), ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // waitFormed waits until every node holds a replica of every shard and all
