@@ -5,18 +5,25 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
 
 	"stillwater/sip/auth"
+	"stillwater/sip/bgcf"
+	"stillwater/sip/enum"
 	"stillwater/sip/icscf"
+	"stillwater/sip/ifc"
+	"stillwater/sip/mmtel"
 	"stillwater/sip/overload"
 	"stillwater/sip/pcscf"
 	"stillwater/sip/proxy"
@@ -30,7 +37,10 @@ type sipServices struct {
 	Core      *proxy.Core
 	Registrar *registrar.Registrar
 	ICSCF     *icscf.ICSCF
+	SCSCF     *scscf.SCSCF
+	BGCF      *bgcf.Service
 	Resolver  *resolve.Resolver
+	enum      enumTranslator
 
 	mu       sync.Mutex
 	versions map[string]uint64 // shared documents applied, by version
@@ -49,13 +59,22 @@ func (n *Node) applySIPConfig() {
 	if s.versions == nil {
 		s.versions = map[string]uint64{}
 	}
-	for _, name := range []string{"dns_json", "scscf_json"} {
+	for _, name := range []string{"dns_json", "scscf_json", "bgcf_json", "enum_json", "shared_ifcs", "fallback_ifcs"} {
 		doc, ok := n.cons.Config(name)
 		if !ok || doc.Version == s.versions[name] {
 			continue
 		}
 		var err error
 		switch name {
+		case "bgcf_json":
+			var routes bgcf.Routes
+			if routes, err = bgcf.ParseBGCFJSON(doc.Content); err == nil {
+				s.BGCF.SetRoutes(routes)
+			}
+		case "enum_json":
+			err = n.setENUM(doc.Content)
+		case "shared_ifcs", "fallback_ifcs":
+			err = n.setIFCConfig()
 		case "dns_json":
 			var ov map[string]string
 			if ov, err = resolve.ParseDNSJSON(doc.Content); err == nil {
@@ -74,6 +93,86 @@ func (n *Node) applySIPConfig() {
 		s.versions[name] = doc.Version
 		n.log.Info("shared document applied", "name", name, "version", doc.Version)
 	}
+}
+
+// setIFCConfig builds the S-CSCF's iFC configuration from shared_config and
+// the shared and fallback iFC documents.
+func (n *Node) setIFCConfig() error {
+	cfg := n.Config()
+	c := &ifc.Config{
+		ApplyFallback: cfg.Bool("apply_fallback_ifcs"), RejectIfNoMatch: cfg.Bool("reject_if_no_matching_ifcs"),
+		DummyAppServer: cfg.String("dummy_app_server"),
+	}
+	if doc, ok := n.cons.Config("shared_ifcs"); ok && cfg.Bool("request_shared_ifcs") {
+		sets, errs := ifc.ParseSet(doc.Content)
+		if len(errs) > 0 {
+			return fmt.Errorf("shared_ifcs.xml: %w", errors.Join(errs...))
+		}
+		c.Shared = sets.Shared
+	}
+	if doc, ok := n.cons.Config("fallback_ifcs"); ok {
+		sets, errs := ifc.ParseSet(doc.Content)
+		if len(errs) > 0 {
+			return fmt.Errorf("fallback_ifcs.xml: %w", errors.Join(errs...))
+		}
+		c.Fallback = sets.Fallback
+	}
+	n.SIP.SCSCF.SetIFCConfig(c)
+	return nil
+}
+
+// setENUM (re)builds the ENUM translator: DNS through enum_server when set,
+// else the enum.json document (or the enum_file option's file).
+func (n *Node) setENUM(doc []byte) error {
+	cfg := n.Config()
+	opts := enum.Options{
+		Suffix: cfg.String("enum_suffix"), GlobalOnly: cfg.Bool("enforce_global_only_lookups"),
+		OverrideNPDI: cfg.Bool("override_npdi"), Logger: n.log,
+	}
+	if list := cfg.List("enum_server"); len(list) > 0 {
+		addrs, err := enum.ParseServers(strings.Join(list, ","))
+		if err != nil {
+			return fmt.Errorf("enum_server: %w", err)
+		}
+		if opts.Servers, err = enum.NewServers(addrs, resolve.Options{Logger: n.log}, cfg.Duration("dns_timeout")); err != nil {
+			return fmt.Errorf("enum_server: %w", err)
+		}
+	} else if doc == nil && cfg.String("enum_file") != "" {
+		b, err := os.ReadFile(cfg.String("enum_file"))
+		if err != nil {
+			return fmt.Errorf("enum_file: %w", err)
+		}
+		doc = b
+	}
+	opts.File = doc
+	svc, err := enum.New(opts)
+	if errors.Is(err, enum.ErrNotConfigured) {
+		n.SIP.enum.p.Store(nil)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	n.SIP.enum.p.Store(svc)
+	return nil
+}
+
+// enumTranslator gives the S-CSCF the ENUM service in force, if any.
+type enumTranslator struct{ p atomic.Pointer[enum.Service] }
+
+func (e *enumTranslator) Translate(ctx context.Context, number string) (string, error) {
+	svc := e.p.Load()
+	if svc == nil {
+		return "", enum.ErrNotConfigured
+	}
+	res, err := svc.Translate(ctx, number)
+	if errors.Is(err, enum.ErrUnavailable) {
+		return "", fmt.Errorf("%w: %w", scscf.ErrENUMUnavailable, err)
+	}
+	if err != nil {
+		return "", err
+	}
+	return res.URI, nil
 }
 
 // sipURI builds sip:host:port;transport=tcp for a node-local function.
@@ -146,6 +245,16 @@ func (n *Node) startSIP() error {
 			names[strings.ToLower(u.Host)] = svc
 		}
 	}
+	// The built-in application servers are reached by name in every home
+	// domain (sip:mmtel.<home domain>), as the default iFCs name them.
+	for _, d := range homes {
+		names["mmtel."+strings.ToLower(d)] = "mmtel"
+	}
+	if h := cfg.String("sprout_hostname"); h != "" {
+		names[strings.ToLower(cfg.String("mmtel_prefix")+"."+h)] = "mmtel"
+		names[strings.ToLower(cfg.String("bgcf_prefix")+"."+h)] = "bgcf"
+	}
+	bgcfURI := sipURI(local, cfg.Int("bgcf"))
 	ports := map[int]string{untrusted: "pcscf", trusted: "pcscf"}
 	var lns []proxy.Listener
 	var tlsConf *tls.Config
@@ -168,6 +277,8 @@ func (n *Node) startSIP() error {
 	add(trusted, "pcscf", true, "udp", "tcp")
 	add(icscfPort, "icscf", true, "udp", "tcp")
 	add(scscfPort, "scscf", true, "udp", "tcp")
+	add(cfg.Int("bgcf"), "bgcf", true, "udp", "tcp")
+	add(cfg.Int("mmtel"), "mmtel", true, "udp", "tcp")
 	add(cfg.Int("pcscf_tls_port"), "pcscf", false, "tls")
 	add(cfg.Int("pcscf_ws_port"), "pcscf", false, "ws")
 
@@ -254,12 +365,25 @@ func (n *Node) startSIP() error {
 	core.Handle("icscf", ic)
 	icscfRoute := icscfURI
 	edge := sipURI(local, trusted)
-	core.Handle("scscf", scscf.New(scscf.Options{
+	odi := hmac.New(sha256.New, n.settings.SiteKey)
+	odi.Write([]byte("sip original dialog identifiers"))
+	var bgcfRoute *sip.Uri
+	if cfg.Int("bgcf") != 0 {
+		bgcfRoute = &bgcfURI
+	}
+	sc := scscf.New(scscf.Options{
 		HSS: n.IMS.HSS, Auth: authn, Registrar: reg, HomeDomains: homes, URI: scscfURI,
 		ICSCF: &icscfRoute, RecordRoute: true, LocalEdge: &edge, ChallengeNonRegister: challengeNonReg,
-		AuthDisabled: cfg.Bool("authentication"), Logger: n.log,
+		AuthDisabled: cfg.Bool("authentication"), Logger: n.log, ODIKey: odi.Sum(nil),
 		DefaultSessionExpires: cfg.Duration("default_session_expires"), MaxSessionExpires: cfg.Duration("max_session_expires"),
-	}))
+		SessionContinuedTimeout:  cfg.Duration("session_continued_timeout_ms"),
+		SessionTerminatedTimeout: cfg.Duration("session_terminated_timeout_ms"),
+		BGCF:                     bgcfRoute, ENUM: &n.SIP.enum,
+	})
+	core.Handle("scscf", sc)
+	bg := bgcf.NewService(n.log)
+	core.Handle("bgcf", bg)
+	core.Handle("mmtel", mmtel.New(mmtel.Options{Logger: n.log}))
 	// The core lives until Close, not for the start-up context.
 	if err := core.Start(context.Background()); err != nil {
 		reg.Close()
@@ -267,7 +391,14 @@ func (n *Node) startSIP() error {
 	}
 	n.SIP.mu.Lock()
 	n.SIP.Core, n.SIP.Registrar, n.SIP.ICSCF, n.SIP.Resolver = core, reg, ic, res
+	n.SIP.SCSCF, n.SIP.BGCF = sc, bg
 	n.SIP.mu.Unlock()
+	if err := n.setIFCConfig(); err != nil {
+		n.log.Error("iFC documents not applied", "err", err)
+	}
+	if err := n.setENUM(nil); err != nil {
+		n.log.Error("ENUM not configured", "err", err)
+	}
 	n.applySIPConfig()
 	for i, l := range lns {
 		n.Listens = append(n.Listens, Listener{"SIP " + l.Service + " (" + strings.ToUpper(l.Network) + ")",

@@ -81,7 +81,7 @@ func skipIfShort(t *testing.T) {
 // ports are one site's listening ports, the same on each of its nodes.
 type ports struct {
 	consensus, admin, chronos, homestead, homesteadProv, homer, ellis int
-	sip, sipTrusted, icscf, scscf, ws, tls, sproutMgmt                int
+	sip, sipTrusted, icscf, scscf, bgcf, mmtel, ws, tls, sproutMgmt   int
 }
 
 var (
@@ -98,7 +98,7 @@ func freePorts(t *testing.T) ports {
 	portsMu.Lock()
 	defer portsMu.Unlock()
 	var got []int
-	for tries := 0; len(got) < 14; tries++ {
+	for tries := 0; len(got) < 16; tries++ {
 		if tries > 1000 {
 			t.Fatal("no free ports found")
 		}
@@ -111,7 +111,7 @@ func freePorts(t *testing.T) ports {
 		got = append(got, p)
 	}
 	return ports{consensus: got[0], admin: got[1], chronos: got[2], homestead: got[3], homesteadProv: got[4], homer: got[5], ellis: got[6],
-		sip: got[7], sipTrusted: got[8], icscf: got[9], scscf: got[10], ws: got[11], sproutMgmt: got[12], tls: got[13]}
+		sip: got[7], sipTrusted: got[8], icscf: got[9], scscf: got[10], ws: got[11], sproutMgmt: got[12], tls: got[13], bgcf: got[14], mmtel: got[15]}
 }
 
 func portFree(p int) bool {
@@ -251,8 +251,8 @@ func (s *site) addNode(i int, cluster []int) *node {
 		n.dataDir, s.ports.consensus, s.ports.admin, s.ports.chronos)
 	fmt.Fprintf(&lc, "homestead_port=%d\nhomestead_prov_port=%d\nhomer_port=%d\nellis_port=%d\n",
 		s.ports.homestead, s.ports.homesteadProv, s.ports.homer, s.ports.ellis)
-	fmt.Fprintf(&lc, "pcscf_untrusted_port=%d\npcscf_trusted_port=%d\nicscf=%d\nscscf=%d\npcscf_ws_port=%d\nsprout_mgmt_port=%d\npcscf_tls_port=%d\n",
-		s.ports.sip, s.ports.sipTrusted, s.ports.icscf, s.ports.scscf, s.ports.ws, s.ports.sproutMgmt, s.ports.tls)
+	fmt.Fprintf(&lc, "pcscf_untrusted_port=%d\npcscf_trusted_port=%d\nicscf=%d\nscscf=%d\npcscf_ws_port=%d\nsprout_mgmt_port=%d\npcscf_tls_port=%d\nbgcf=%d\nmmtel=%d\n",
+		s.ports.sip, s.ports.sipTrusted, s.ports.icscf, s.ports.scscf, s.ports.ws, s.ports.sproutMgmt, s.ports.tls, s.ports.bgcf, s.ports.mmtel)
 	if s.opts.faultInjection {
 		lc.WriteString("fault_injection=Y\n")
 	}

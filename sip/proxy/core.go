@@ -126,7 +126,12 @@ func New(cfg Config) (*Core, error) {
 	if cfg.UserAgent == "" {
 		cfg.UserAgent = "Stillwater"
 	}
-	sip.UDPMTUSize = udpMTULimit
+	// sipgo's limit is a package variable every running core reads on each
+	// UDP send: write it only the first time, so that a second core in the
+	// process does not race with the first one's sends.
+	if sip.UDPMTUSize != udpMTULimit {
+		sip.UDPMTUSize = udpMTULimit
+	}
 	c := &Core{cfg: cfg, log: cfg.Logger.With("component", "sip"), hosts: map[string]bool{}, services: map[string]Service{}}
 	for _, h := range cfg.Hosts {
 		c.hosts[normHost(h)] = true
@@ -173,6 +178,9 @@ func (c *Core) Handle(name string, s Service) { c.services[name] = s }
 
 // Start binds every listener and serves them until ctx ends or Close.
 func (c *Core) Start(ctx context.Context) error {
+	// Every listener is bound and recorded before any serves: a request
+	// arriving on the first must not race with recording the others.
+	var serves []func()
 	for _, l := range c.cfg.Listeners {
 		bl := &boundListener{Listener: l}
 		var serve func() error
@@ -212,11 +220,14 @@ func (c *Core) Start(ctx context.Context) error {
 			return fmt.Errorf("sip: listener %s: unknown network %q", l.Addr, l.Network)
 		}
 		c.lns = append(c.lns, bl)
-		go func() {
+		serves = append(serves, func() {
 			if err := serve(); err != nil && !c.isClosed() {
 				c.log.Error("listener stopped", "network", l.Network, "addr", l.Addr, "err", err)
 			}
-		}()
+		})
+	}
+	for _, s := range serves {
+		go s()
 	}
 	go func() {
 		<-ctx.Done()

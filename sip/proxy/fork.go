@@ -40,6 +40,10 @@ type Fork struct {
 	// Timeout, if set, cancels the branches still ringing after it and
 	// then behaves as if they had answered 408.
 	Timeout time.Duration
+	// ResponseTimeout, if set, gives up on a branch whose next hop has sent
+	// no response at all (not even 100 Trying) after it, as if it had
+	// answered 408: an unresponsive application server.
+	ResponseTimeout time.Duration
 }
 
 // timerC bounds how long an INVITE branch may ring (RFC 3261 §16.8).
@@ -63,6 +67,7 @@ type branch struct {
 	mu         sync.Mutex
 	final      bool
 	provision  bool
+	heard      bool // any response, 100 included, or an in-memory hop
 	wantCancel bool
 	cancelFn   func() // sends the CANCEL once allowed
 }
@@ -124,6 +129,19 @@ func (f *fork) start(targets []Target) {
 	if f.spec.Timeout > 0 && f.t.Req.IsInvite() {
 		time.AfterFunc(f.spec.Timeout, func() { f.expire(bs) })
 	}
+	if f.spec.ResponseTimeout > 0 {
+		time.AfterFunc(f.spec.ResponseTimeout, func() {
+			var silent []*branch
+			for _, b := range bs {
+				b.mu.Lock()
+				if !b.heard {
+					silent = append(silent, b)
+				}
+				b.mu.Unlock()
+			}
+			f.expire(silent)
+		})
+	}
 	for i, b := range bs {
 		flow := targets[i].Flow
 		go b.run(flow)
@@ -184,6 +202,7 @@ func (b *branch) runLocal(svc string, route *sip.Uri) {
 		Src: Source{Local: true, Trusted: true, From: parent.Service}}
 	b.mu.Lock()
 	b.provision = true // an in-memory hop may be cancelled at once
+	b.heard = true
 	b.cancelFn = func() { go child.onCancel() }
 	want := b.wantCancel
 	b.mu.Unlock()
@@ -231,10 +250,20 @@ func (f *fork) expire(bs []*branch) {
 	for _, b := range bs {
 		b.mu.Lock()
 		done := b.final
-		b.mu.Unlock()
+		send := !done && !b.wantCancel && b.provision && b.cancelFn != nil
 		if !done {
-			b.cancel()
-			b.respond(sip.NewResponseFromRequest(b.req, 408, "Request Timeout", nil))
+			b.wantCancel = true
+		}
+		fn := b.cancelFn
+		b.mu.Unlock()
+		if done {
+			continue
+		}
+		// The 408 is the branch's answer before the CANCEL goes out, so
+		// that the 487 it draws is not taken for it.
+		b.respond(sip.NewResponseFromRequest(b.req, 408, "Request Timeout", nil))
+		if send {
+			fn()
 		}
 	}
 }
@@ -242,13 +271,24 @@ func (f *fork) expire(bs []*branch) {
 // onResponse aggregates branch responses (RFC 3261 §16.7).
 func (f *fork) onResponse(b *branch, res *sip.Response) {
 	t := f.t
+	b.mu.Lock()
+	b.heard = true
+	b.mu.Unlock()
 	if res.StatusCode < 200 {
 		if res.StatusCode == 100 {
 			return
 		}
 		b.mu.Lock()
 		if b.final {
+			// A branch given up on (Fork.Timeout) before it rang is
+			// cancelled as soon as CANCEL is allowed.
+			late := !b.provision && b.wantCancel && b.cancelFn != nil
+			b.provision = true
+			fn := b.cancelFn
 			b.mu.Unlock()
+			if late {
+				fn()
+			}
 			return
 		}
 		first := !b.provision

@@ -68,6 +68,7 @@ type Txn struct {
 	mu        sync.Mutex
 	final     bool
 	got2xx    bool
+	sent1xx   bool
 	cancelled bool
 	fork      *fork
 }
@@ -91,6 +92,8 @@ func (t *Txn) Respond(res *sip.Response) {
 		if res.IsSuccess() {
 			t.got2xx = true
 		}
+	} else if res.StatusCode > 100 {
+		t.sent1xx = true
 	}
 	t.mu.Unlock()
 	if res.GetHeader("Server") == nil && res.StatusCode >= 200 && !t.Src.Local {
@@ -109,6 +112,14 @@ func (t *Txn) Reply(code int, reason string, hdrs ...sip.Header) {
 		res.AppendHeader(h)
 	}
 	t.Respond(res)
+}
+
+// SentProvisional reports whether a provisional response other than 100
+// has been relayed upstream.
+func (t *Txn) SentProvisional() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.sent1xx
 }
 
 // Done reports whether a final response has been sent.

@@ -406,6 +406,18 @@ func (c *Core) onStrayResponse(res *sip.Response) {
 	}
 	res.SetTransport(next.Transport)
 	res.SetDestination(net.JoinHostPort(strings.Trim(host, "[]"), strconv.Itoa(port)))
+	if strings.EqualFold(next.Transport, "UDP") {
+		// Over UDP the response leaves from a listening socket: sipgo has
+		// no socket of its own for an address that never sent to it.
+		if ln := c.listenerForSend("UDP", "", false); ln != nil {
+			if conn, err := c.tpl.GetConnection("udp", netip.AddrPortFrom(ln.Addr.Addr(), uint16(ln.port)).String()); err == nil {
+				if err := conn.WriteMsg(res); err != nil {
+					c.log.Debug("stray response not relayed", "err", err)
+				}
+				return
+			}
+		}
+	}
 	if err := c.tpl.WriteMsg(res); err != nil {
 		c.log.Debug("stray response not relayed", "err", err)
 	}

@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
@@ -20,6 +21,7 @@ import (
 	"stillwater/diameter/hss"
 	"stillwater/sip/auth"
 	"stillwater/sip/header"
+	"stillwater/sip/ifc"
 	"stillwater/sip/proxy"
 	"stillwater/sip/registrar"
 )
@@ -64,6 +66,23 @@ type Options struct {
 	// UE registered through cannot be reached, its flow is tried through
 	// this one: flow tokens are valid on every node of the site.
 	LocalEdge *sip.Uri
+	// IFC is the iFC configuration (shared and fallback iFCs and the
+	// options that go with them); SetIFCConfig changes it live.
+	IFC *ifc.Config
+	// ODIKey authenticates the original-dialog-identifier tokens that
+	// bring requests back from application servers; every node of a site
+	// uses the same key.
+	ODIKey []byte
+	// SessionContinuedTimeout and SessionTerminatedTimeout are how long an
+	// AS may stay silent before its iFC's default handling applies
+	// (session_continued_timeout_ms, session_terminated_timeout_ms).
+	SessionContinuedTimeout, SessionTerminatedTimeout time.Duration
+	// BGCF, if set, is where requests for other domains go (the local
+	// BGCF); nil routes them by DNS.
+	BGCF *sip.Uri
+	// ENUM, if set, translates telephone numbers (tel: URIs and
+	// user=phone SIP URIs) before routing.
+	ENUM ENUM
 	// DefaultSessionExpires and MaxSessionExpires are
 	// default_session_expires and max_session_expires (0: 600 s).
 	DefaultSessionExpires, MaxSessionExpires time.Duration
@@ -73,11 +92,18 @@ type Options struct {
 	Logger       *slog.Logger
 }
 
+// ENUM translates a telephone number to a URI.
+type ENUM interface {
+	Translate(ctx context.Context, number string) (string, error)
+}
+
 // SCSCF is the S-CSCF service.
 type SCSCF struct {
-	o    Options
-	log  *slog.Logger
-	home map[string]bool
+	o        Options
+	log      *slog.Logger
+	home     map[string]bool
+	ifcCfg   atomic.Pointer[ifc.Config]
+	profiles profileCache
 }
 
 // New creates the S-CSCF.
@@ -85,11 +111,28 @@ func New(o Options) *SCSCF {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	if o.SessionContinuedTimeout <= 0 {
+		o.SessionContinuedTimeout = 2 * time.Second
+	}
+	if o.SessionTerminatedTimeout <= 0 {
+		o.SessionTerminatedTimeout = 4 * time.Second
+	}
 	s := &SCSCF{o: o, log: o.Logger.With("component", "scscf"), home: map[string]bool{}}
 	for _, d := range o.HomeDomains {
 		s.home[strings.ToLower(d)] = true
 	}
+	cfg := o.IFC
+	if cfg == nil {
+		cfg = &ifc.Config{}
+	}
+	s.ifcCfg.Store(cfg)
 	return s
+}
+
+// SetIFCConfig puts a new iFC configuration in force.
+func (s *SCSCF) SetIFCConfig(cfg *ifc.Config) {
+	s.ifcCfg.Store(cfg)
+	s.profiles.reset()
 }
 
 // ServeSIP handles a request routed to the S-CSCF.
@@ -100,6 +143,8 @@ func (s *SCSCF) ServeSIP(t *proxy.Txn) {
 		s.register(t)
 	case req.Method == sip.SUBSCRIBE && isRegEvent(req) && s.isHome(&req.Recipient):
 		t.Respond(s.o.Registrar.Subscribe(t.Context(), req))
+	case t.Route != nil && strings.HasPrefix(t.Route.User, odiPrefix):
+		s.continueChain(t)
 	case t.Route != nil && hasParam(t.Route, "orig"):
 		s.originating(t)
 	default:
@@ -193,28 +238,81 @@ func (s *SCSCF) originating(t *proxy.Txn) {
 		}
 	}
 	req.RemoveHeader("P-Served-User")
-	req.AppendHeader(sip.NewHeader("P-Served-User", "<"+user+">;sescase=orig;regstate="+regState(rd)))
 	s.sessionExpires(req)
 	var rr []sip.Uri
 	if s.o.RecordRoute {
 		rr = []sip.Uri{s.rrURI()}
 	}
-	if s.isHome(&req.Recipient) {
-		if s.o.ICSCF != nil {
-			u := *s.o.ICSCF.Clone()
+	s.runChain(t, chain{Case: originatingCase(rd.State == hss.Registered), Served: user}, rd, rr)
+}
+
+// onward routes an originating request whose services have run: to the
+// callee's home S-CSCF through the I-CSCF when the callee is ours (after
+// ENUM for telephone numbers), else off-net through the BGCF.
+func (s *SCSCF) onward(t *proxy.Txn, rr []sip.Uri) {
+	req := t.Req
+	req.RemoveHeader("P-Served-User")
+	if num, ok := telNumber(&req.Recipient); ok && s.o.ENUM != nil {
+		uri, err := s.o.ENUM.Translate(t.Context(), num)
+		switch {
+		case err == nil:
+			var u sip.Uri
+			if perr := sip.ParseUri(uri, &u); perr == nil {
+				req.Recipient = u
+			}
+		case errors.Is(err, ErrENUMUnavailable):
+			s.log.Warn("ENUM lookup failed", "number", num, "err", err)
+		}
+	}
+	if !s.isHome(&req.Recipient) || isTelOffNet(&req.Recipient, s) {
+		if s.o.BGCF != nil {
+			u := *s.o.BGCF.Clone()
 			if u.UriParams == nil {
 				u.UriParams = sip.NewParams()
 			}
 			u.UriParams.Add("lr", "")
-			req.RemoveHeader("P-Served-User")
 			t.Forward(proxy.Fork{Targets: []proxy.Target{{Routes: []sip.Uri{u}}}, RecordRoute: rr})
 			return
 		}
-		req.RemoveHeader("P-Served-User")
-		s.terminatingWith(t, rr)
+		t.Forward(proxy.Fork{Targets: []proxy.Target{{}}, RecordRoute: rr})
 		return
 	}
-	t.Forward(proxy.Fork{Targets: []proxy.Target{{}}, RecordRoute: rr})
+	if s.o.ICSCF != nil {
+		u := *s.o.ICSCF.Clone()
+		if u.UriParams == nil {
+			u.UriParams = sip.NewParams()
+		}
+		u.UriParams.Add("lr", "")
+		t.Forward(proxy.Fork{Targets: []proxy.Target{{Routes: []sip.Uri{u}}}, RecordRoute: rr})
+		return
+	}
+	s.terminatingWith(t, rr)
+}
+
+// ErrENUMUnavailable is what an ENUM implementation wraps when no server
+// answered (as opposed to the number having no entry).
+var ErrENUMUnavailable = errors.New("ENUM unavailable")
+
+// telNumber is the number a tel: URI or a user=phone SIP URI names.
+func telNumber(u *sip.Uri) (string, bool) {
+	if strings.EqualFold(u.Scheme, "tel") {
+		return u.User, true
+	}
+	if u.UriParams != nil {
+		if v, ok := u.UriParams.Get("user"); ok && strings.EqualFold(v, "phone") {
+			return u.User, true
+		}
+	}
+	return "", false
+}
+
+// isTelOffNet reports whether a telephone-number URI is still a number
+// after ENUM: it has no home subscriber to reach and goes to the BGCF.
+func isTelOffNet(u *sip.Uri, s *SCSCF) bool {
+	if strings.EqualFold(u.Scheme, "tel") {
+		return s.o.BGCF != nil
+	}
+	return false
 }
 
 func regState(rd *hss.RegData) string {
@@ -241,35 +339,21 @@ func (s *SCSCF) terminating(t *proxy.Txn) {
 	s.terminatingWith(t, rr)
 }
 
-// terminatingWith delivers a request to the callee's bindings.
+// terminatingWith runs the callee's terminating services, then delivers.
 func (s *SCSCF) terminatingWith(t *proxy.Txn, rr []sip.Uri) {
 	req := t.Req
-	ctx := t.Context()
 	uri := req.Recipient
-	if gr, ok := grParam(&uri); ok {
-		_ = gr
-		b, err := s.o.Registrar.LookupGRUU(ctx, uri.String())
-		if err != nil || b == nil {
-			t.Reply(480, "Temporarily Unavailable", warning("unknown or unregistered GRUU"))
-			return
-		}
-		t.Forward(proxy.Fork{Targets: []proxy.Target{target(*b)}, RecordRoute: rr})
-		return
-	}
 	impu := header.Canonical(uri)
-	if uri.UriParams != nil {
-		if v, ok := uri.UriParams.Get("user"); ok && strings.EqualFold(v, "phone") {
-			impu = "tel:" + uri.User
-		}
-	}
-	rd, err := s.o.HSS.RegData(ctx, impu)
-	switch {
-	case errors.Is(err, hss.ErrNotFound):
-		t.Reply(404, "Not Found")
+	if _, isGRUU := grParam(&uri); isGRUU {
+		s.deliver(t, impu, rr)
 		return
-	case err != nil:
-		s.log.Warn("HSS lookup failed", "impu", impu, "err", err)
-		t.Reply(504, "Server Time-out", warning("subscriber store unavailable"))
+	}
+	if num, ok := telNumber(&uri); ok && !strings.EqualFold(uri.Scheme, "tel") {
+		impu = "tel:" + num
+	}
+	rd, err := s.o.HSS.RegData(t.Context(), impu)
+	if err != nil {
+		s.hssFailure(t, impu, err)
 		return
 	}
 	for _, p := range rd.PublicIDs() {
@@ -277,6 +361,26 @@ func (s *SCSCF) terminatingWith(t *proxy.Txn, rr []sip.Uri) {
 			t.Reply(404, "Not Found")
 			return
 		}
+	}
+	reg := rd.State == hss.Registered
+	s.runChain(t, chain{Case: terminatingCase(reg), Reg: reg, Served: impu, Target: header.Canonical(uri)}, rd, rr)
+}
+
+// deliver forks a request to the served user's bindings (or the one a GRUU
+// names), highest q first.
+func (s *SCSCF) deliver(t *proxy.Txn, impu string, rr []sip.Uri) {
+	req := t.Req
+	ctx := t.Context()
+	req.RemoveHeader("P-Served-User")
+	uri := req.Recipient
+	if _, ok := grParam(&uri); ok {
+		b, err := s.o.Registrar.LookupGRUU(ctx, uri.String())
+		if err != nil || b == nil {
+			t.Reply(480, "Temporarily Unavailable", warning("unknown or unregistered GRUU"))
+			return
+		}
+		t.Forward(proxy.Fork{Targets: []proxy.Target{target(*b)}, RecordRoute: rr})
+		return
 	}
 	bindings, err := s.o.Registrar.Lookup(ctx, impu)
 	if errors.Is(err, registrar.ErrNotFound) {
