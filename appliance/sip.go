@@ -379,6 +379,7 @@ func (n *Node) startSIP() error {
 		SessionContinuedTimeout:  cfg.Duration("session_continued_timeout_ms"),
 		SessionTerminatedTimeout: cfg.Duration("session_terminated_timeout_ms"),
 		BGCF:                     bgcfRoute, ENUM: &n.SIP.enum,
+		Sender: core, ForceThirdPartyBody: cfg.Bool("force_third_party_reg_body"),
 	})
 	core.Handle("scscf", sc)
 	bg := bgcf.NewService(n.log)

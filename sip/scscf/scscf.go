@@ -29,6 +29,7 @@ import (
 // Registrar is what the S-CSCF needs of the registration store.
 type Registrar interface {
 	Register(ctx context.Context, req *sip.Request, impi string) *sip.Response
+	Deregister(ctx context.Context, impu string) error
 	Subscribe(ctx context.Context, req *sip.Request) *sip.Response
 	Lookup(ctx context.Context, impu string) ([]registrar.Binding, error)
 	LookupGRUU(ctx context.Context, gruu string) (*registrar.Binding, error)
@@ -86,6 +87,11 @@ type Options struct {
 	// DefaultSessionExpires and MaxSessionExpires are
 	// default_session_expires and max_session_expires (0: 600 s).
 	DefaultSessionExpires, MaxSessionExpires time.Duration
+	// Sender sends third-party REGISTERs.
+	Sender Sender
+	// ForceThirdPartyBody includes the REGISTER and its response in every
+	// third-party REGISTER (force_third_party_reg_body).
+	ForceThirdPartyBody bool
 	// AuthDisabled accepts REGISTERs without a challenge (authentication=Y
 	// in Clearwater's sense); for test rigs only.
 	AuthDisabled bool
@@ -167,7 +173,18 @@ func (s *SCSCF) register(t *proxy.Txn) {
 		}
 		impi = res.IMPI
 	}
-	t.Respond(s.o.Registrar.Register(t.Context(), req, impi))
+	// The registration state before this REGISTER tells an initial
+	// registration from a re-registration for the third-party REGISTERs.
+	rd, err := s.o.HSS.RegData(t.Context(), impu)
+	if err != nil {
+		rd = nil
+	}
+	initial := rd == nil || rd.State != hss.Registered
+	res := s.o.Registrar.Register(t.Context(), req, impi)
+	t.Respond(res)
+	if res.StatusCode == 200 {
+		s.thirdParty(req, res, rd, initial)
+	}
 }
 
 func isRegEvent(req *sip.Request) bool {
