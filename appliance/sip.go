@@ -59,13 +59,20 @@ func (n *Node) applySIPConfig() {
 	if s.versions == nil {
 		s.versions = map[string]uint64{}
 	}
-	for _, name := range []string{"dns_json", "scscf_json", "bgcf_json", "enum_json", "shared_ifcs", "fallback_ifcs"} {
+	for _, name := range []string{"shared_config", "dns_json", "scscf_json", "bgcf_json", "enum_json", "shared_ifcs", "fallback_ifcs"} {
 		doc, ok := n.cons.Config(name)
 		if !ok || doc.Version == s.versions[name] {
 			continue
 		}
 		var err error
 		switch name {
+		case "shared_config":
+			// Options the ENUM and iFC settings are built from.
+			var doc []byte
+			if d, ok := n.cons.Config("enum_json"); ok {
+				doc = d.Content
+			}
+			err = errors.Join(n.setENUM(doc), n.setIFCConfig())
 		case "bgcf_json":
 			var routes bgcf.Routes
 			if routes, err = bgcf.ParseBGCFJSON(doc.Content); err == nil {
@@ -394,12 +401,6 @@ func (n *Node) startSIP() error {
 	n.SIP.Core, n.SIP.Registrar, n.SIP.ICSCF, n.SIP.Resolver = core, reg, ic, res
 	n.SIP.SCSCF, n.SIP.BGCF = sc, bg
 	n.SIP.mu.Unlock()
-	if err := n.setIFCConfig(); err != nil {
-		n.log.Error("iFC documents not applied", "err", err)
-	}
-	if err := n.setENUM(nil); err != nil {
-		n.log.Error("ENUM not configured", "err", err)
-	}
 	n.applySIPConfig()
 	for i, l := range lns {
 		n.Listens = append(n.Listens, Listener{"SIP " + l.Service + " (" + strings.ToUpper(l.Network) + ")",
