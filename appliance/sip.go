@@ -391,7 +391,7 @@ func (n *Node) startSIP() error {
 	core.Handle("scscf", sc)
 	bg := bgcf.NewService(n.log)
 	core.Handle("bgcf", bg)
-	core.Handle("mmtel", mmtel.New(mmtel.Options{Logger: n.log}))
+	core.Handle("mmtel", mmtel.New(n.mmtelOptions()))
 	// The core lives until Close, not for the start-up context.
 	if err := core.Start(context.Background()); err != nil {
 		reg.Close()
