@@ -249,6 +249,21 @@ func (f *shardFSM) commitTimer() {
 	}
 }
 
+// read runs a short read-only query on everything applied before the call.
+// While a write transaction is open the query runs inside it rather than
+// committing it first: reads are frequent, and each commit writes pages.
+func (f *shardFSM) read(fn func(*bolt.Tx) error) error {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	f.txMu.Lock()
+	if f.tx != nil {
+		defer f.txMu.Unlock()
+		return fn(f.tx)
+	}
+	f.txMu.Unlock()
+	return f.db.View(fn)
+}
+
 // view reads the state with everything applied before the call.
 func (f *shardFSM) view(fn func(*bolt.Tx) error) error {
 	f.mu.RLock()

@@ -481,7 +481,7 @@ func (n *Node) localQuery(g *group, kind Kind, q []byte) ([]byte, error) {
 		return nil, fmt.Errorf("consensus: no machine of kind %d", kind)
 	}
 	var out []byte
-	err := g.fsm.view(func(tx *bolt.Tx) error {
+	err := g.fsm.read(func(tx *bolt.Tx) error {
 		var err error
 		out, err = m.Query(g.shard, tx, q)
 		return err

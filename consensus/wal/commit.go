@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"runtime"
 	"slices"
 	"time"
 
@@ -169,7 +168,11 @@ func (w *WAL) gather(reqs []*request, batchNo uint64) []*request {
 	if w.act.missing(start, window, present) == 0 {
 		return reqs
 	}
-	deadline := start.Add(w.opts.MaxWait)
+	// The loop sleeps until something is queued or the wait is over:
+	// spinning here would take a core from the very goroutines whose
+	// records it waits for.
+	timer := time.NewTimer(w.opts.MaxWait)
+	defer timer.Stop()
 	for {
 		// Load the counter before draining: anything queued after the drain
 		// changes it, so nothing can sit unseen in the queue while we spin.
@@ -183,10 +186,11 @@ func (w *WAL) gather(reqs []*request, batchNo uint64) []*request {
 			return reqs
 		}
 		for w.queued.Load() == seen {
-			if !time.Now().Before(deadline) {
+			select {
+			case <-w.notify:
+			case <-timer.C:
 				return reqs
 			}
-			runtime.Gosched()
 		}
 	}
 }

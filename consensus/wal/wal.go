@@ -97,7 +97,7 @@ type WAL struct {
 	// closedFlag mirrors closed for readers, which should not contend on qmu.
 	closedFlag atomic.Bool
 	notify     chan struct{} // wakes the commit loop; capacity 1
-	queued     atomic.Uint64 // requests ever queued; polled while the loop waits
+	queued     atomic.Uint64 // requests ever queued; checked while the loop waits
 	done       chan struct{} // closed when the commit loop exits
 
 	failed atomic.Pointer[error] // first write/sync error: sticky

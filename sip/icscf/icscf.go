@@ -23,7 +23,6 @@ import (
 
 // HSS is what the I-CSCF asks of the subscriber store.
 type HSS interface {
-	LookupPublicID(ctx context.Context, impu string) (hss.PublicIdentity, error)
 	RegData(ctx context.Context, impu string) (*hss.RegData, error)
 }
 
@@ -75,7 +74,9 @@ func (c *ICSCF) ServeSIP(t *proxy.Txn) {
 func (c *ICSCF) register(t *proxy.Txn) {
 	to := t.Req.To()
 	impu := header.Canonical(to.Address)
-	pub, err := c.o.HSS.LookupPublicID(t.Context(), impu)
+	// One registration-data read answers the UAR: the identity exists, is
+	// not barred, and which S-CSCF (if any) serves it.
+	rd, err := c.o.HSS.RegData(t.Context(), impu)
 	switch {
 	case errors.Is(err, hss.ErrNotFound):
 		t.Reply(403, "Forbidden", warning("unknown public identity "+impu))
@@ -84,12 +85,14 @@ func (c *ICSCF) register(t *proxy.Txn) {
 		c.log.Warn("HSS lookup failed", "impu", impu, "err", err)
 		t.Reply(504, "Server Time-out", warning("subscriber store unavailable"))
 		return
-	case pub.Barred && !pub.Wildcard():
-		t.Reply(403, "Forbidden", warning("barred public identity"))
-		return
 	}
-	candidates := c.candidates(t.Context(), impu)
-	c.forward(t, candidates)
+	for _, p := range rd.PublicIDs() {
+		if p.Identity == impu && p.Barred {
+			t.Reply(403, "Forbidden", warning("barred public identity"))
+			return
+		}
+	}
+	c.forward(t, c.candidates(rd))
 }
 
 func (c *ICSCF) terminating(t *proxy.Txn) {
@@ -115,13 +118,13 @@ func (c *ICSCF) terminating(t *proxy.Txn) {
 			return
 		}
 	}
-	c.forward(t, c.candidates(t.Context(), impu))
+	c.forward(t, c.candidates(rd))
 }
 
 // candidates lists the S-CSCFs to try: the assigned one, then the site's.
-func (c *ICSCF) candidates(ctx context.Context, impu string) []sip.Uri {
+func (c *ICSCF) candidates(rd *hss.RegData) []sip.Uri {
 	var out []sip.Uri
-	if rd, err := c.o.HSS.RegData(ctx, impu); err == nil && rd.SCSCF != "" {
+	if rd.SCSCF != "" {
 		var u sip.Uri
 		if sip.ParseUri(strings.Trim(rd.SCSCF, "<>"), &u) == nil && (c.o.IsLocal == nil || !c.o.IsLocal(u)) {
 			out = append(out, u)

@@ -188,7 +188,9 @@ func (c *Core) onRequest(req *sip.Request, tx *sip.ServerTx) {
 		src.Flow = c.flowToken(src.Transport, ln.port, src.Addr)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	t := &Txn{Req: req, Src: src, core: c, up: wireUp{c, tx, req}, ctx: ctx, cancel: cancel}
+	// The service edits its own copy: sipgo's transaction keeps reading
+	// the request it received (its automatic 100 Trying is built from it).
+	t := &Txn{Req: cloneRequest(req), Src: src, core: c, up: wireUp{c, tx, req}, ctx: ctx, cancel: cancel}
 	if req.IsInvite() {
 		tx.OnCancel(func(*sip.Request) { go t.onCancel() })
 	}
@@ -316,7 +318,8 @@ func (c *Core) routeInDialog(t *Txn) {
 }
 
 // popLocalRoutes removes the leading Route entries that address this node
-// and returns the flow token of the last one that carried one.
+// and returns the flow token of the last one popped, if it carries one: a
+// token followed by other entries names the flow the request came in on.
 func (c *Core) popLocalRoutes(req *sip.Request) string {
 	flow := ""
 	for {
@@ -327,6 +330,7 @@ func (c *Core) popLocalRoutes(req *sip.Request) string {
 		if _, ok := c.LocalService(&r.Address); !ok {
 			return flow
 		}
+		flow = ""
 		if tok := r.Address.User; tok != "" && c.validFlow(tok) {
 			flow = tok
 		}
