@@ -395,16 +395,20 @@ func publicIdentityXML(impu string, barred bool) string {
 func DefaultIFC(server string) string {
 	var b strings.Builder
 	b.WriteString("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ServiceProfile>\n")
-	for i, sessionCase := range []string{"0", "1"} {
+	// Session cases (TS 29.228): the originating iFC covers registered (0)
+	// and unregistered (3) callers, the terminating one registered (1) and
+	// unregistered (2) callees, as Ellis's default does.
+	for i, cases := range [][]string{{"0", "3"}, {"1", "2"}} {
 		fmt.Fprintf(&b, `  <InitialFilterCriteria>
     <Priority>%d</Priority>
     <TriggerPoint>
-      <ConditionTypeCNF>0</ConditionTypeCNF>
+      <ConditionTypeCNF>1</ConditionTypeCNF>
       <SPT><ConditionNegated>0</ConditionNegated><Group>0</Group><Method>INVITE</Method><Extension></Extension></SPT>
-      <SPT><ConditionNegated>0</ConditionNegated><Group>0</Group><SessionCase>%s</SessionCase><Extension></Extension></SPT>
-    </TriggerPoint>
-    <ApplicationServer>
-      <ServerName>`, i, sessionCase)
+`, i)
+		for _, c := range cases {
+			fmt.Fprintf(&b, "      <SPT><ConditionNegated>0</ConditionNegated><Group>1</Group><SessionCase>%s</SessionCase><Extension></Extension></SPT>\n", c)
+		}
+		b.WriteString("    </TriggerPoint>\n    <ApplicationServer>\n      <ServerName>")
 		xml.EscapeText(&b, []byte(server))
 		b.WriteString("</ServerName>\n      <DefaultHandling>0</DefaultHandling>\n    </ApplicationServer>\n  </InitialFilterCriteria>\n")
 	}
