@@ -13,7 +13,12 @@ import (
 // host, without parameters.
 func Canonical(u sip.Uri) string {
 	if strings.EqualFold(u.Scheme, "tel") {
-		return "tel:" + u.User
+		// sipgo keeps a tel URI's number, with its parameters, in Raw.
+		num := u.User
+		if num == "" {
+			num, _, _ = strings.Cut(u.Raw(), ";")
+		}
+		return "tel:" + num
 	}
 	s := strings.ToLower(u.Scheme)
 	if s == "" {

@@ -313,7 +313,7 @@ var ErrENUMUnavailable = errors.New("ENUM unavailable")
 // telNumber is the number a tel: URI or a user=phone SIP URI names.
 func telNumber(u *sip.Uri) (string, bool) {
 	if strings.EqualFold(u.Scheme, "tel") {
-		return u.User, true
+		return u.Raw(), true // sipgo keeps a tel URI's number (and parameters) in Raw
 	}
 	if u.UriParams != nil {
 		if v, ok := u.UriParams.Get("user"); ok && strings.EqualFold(v, "phone") {
