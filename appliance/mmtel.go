@@ -11,10 +11,12 @@ import (
 )
 
 // mmtelOptions wires the built-in MMTEL AS to Homer's settings documents.
-// The national prefix, international access codes and diversion limit are
-// the AS's defaults (+1; 011 and 00; five diversions).
+// International calls are told apart by mmtel_national_prefix and
+// mmtel_international_prefixes; the diversion limit is Clearwater's five.
 func (n *Node) mmtelOptions() mmtel.Options {
-	o := mmtel.Options{Logger: n.log}
+	cfg := n.Config()
+	o := mmtel.Options{Logger: n.log, NationalPrefix: cfg.String("mmtel_national_prefix"),
+		InternationalPrefixes: cfg.List("mmtel_international_prefixes")}
 	if n.IMS.Homer != nil {
 		o.Store = mmtelStore{n.IMS.Homer}
 	}

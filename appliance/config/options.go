@@ -411,6 +411,8 @@ func buildTable() map[string]Option {
 		boolOpt("apply_fallback_ifcs", "N", "apply the fallback iFCs to initial requests no iFC applies to"),
 		boolOpt("reject_if_no_matching_ifcs", "N", "reject initial requests no iFC applies to"),
 		opt("dummy_app_server", TypeString, "", "application server name in an iFC that invokes no application server"),
+		opt("mmtel_national_prefix", TypeString, "+1", "the MMTEL AS's national prefix: a number starting with + and anything else is international (outgoing barring)"),
+		opt("mmtel_international_prefixes", TypeNameList, "011,00", "dialled prefixes the MMTEL AS treats as international access codes"),
 		boolOpt("http_acr_logging", "N", "log the bodies of HTTP requests to ralf to SAS"),
 		durOpt("dns_timeout", time.Millisecond, "200", 1, "how long to wait for the DNS server"),
 		intOpt("homestead_cache_threads", "", 1, math.MaxInt32, "threads homestead uses for its subscriber cache").

@@ -49,7 +49,11 @@ type options struct {
 	stillwaterIP string
 	dir          string
 	loads        map[string]bool
-	log          *slog.Logger
+	// services is what Stillwater's subscribers get: "mmtel" (the default
+	// iFCs, the MMTEL AS originating and terminating on every call) or
+	// "none" (iFCs that trigger nothing), to price the TAS.
+	services string
+	log      *slog.Logger
 }
 
 // figures are one target's results on one transport.
@@ -82,6 +86,7 @@ func main() {
 	flag.StringVar(&o.stillwaterIP, "stillwater-ip", "127.0.0.1", "local_ip of the Stillwater node started (P-CSCF on port 5060, admin API on 9880)")
 	flag.StringVar(&o.dir, "dir", "", "working directory (default: a temporary one, removed afterwards)")
 	only := flag.String("only", "reg,call", "what to measure: reg, call or both (comma-separated)")
+	flag.StringVar(&o.services, "services", "mmtel", "Stillwater subscribers' services: mmtel (default iFCs) or none")
 	flag.Parse()
 	o.loads = map[string]bool{}
 	for _, l := range strings.Split(*only, ",") {
@@ -419,8 +424,16 @@ func startStillwater(ctx context.Context, o options, dir string, users []sipp.Us
 	if err := waitTCP(ctx, net.JoinHostPort(ip, "9880"), 60*time.Second, done); err != nil {
 		return fail(fmt.Errorf("stillwater admin API: %w\n%s", err, tail()))
 	}
+	args := []string{"-c", etc, "-d", data, "users", "import", csv}
+	if o.services == "none" {
+		ifc := filepath.Join(dir, "no-services.xml")
+		if err := os.WriteFile(ifc, []byte("<ServiceProfile></ServiceProfile>\n"), 0o600); err != nil {
+			return fail(err)
+		}
+		args = append(args, "--ifc", ifc)
+	}
 	ictx, cancel := context.WithTimeout(ctx, 10*time.Minute)
-	out, err := exec.CommandContext(ictx, bin, "-c", etc, "-d", data, "users", "import", csv).CombinedOutput()
+	out, err := exec.CommandContext(ictx, bin, args...).CombinedOutput()
 	cancel()
 	if err != nil {
 		return fail(fmt.Errorf("stillwater users import: %w\n%s", err, lastLines(string(out), 10)))
