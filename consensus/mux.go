@@ -171,6 +171,11 @@ type muxClient struct {
 
 // peer returns the live connection to addr, dialling one if there is none.
 func (t *transport) peer(addr string) (*muxClient, error) {
+	// A cut link fails at once, even while the cut connection's reader has
+	// not yet noticed it was closed.
+	if host, _, err := net.SplitHostPort(addr); err == nil && t.isBlocked(host) {
+		return nil, errPartitioned
+	}
 	t.peersMu.Lock()
 	slot := t.peers[addr]
 	if slot == nil {
