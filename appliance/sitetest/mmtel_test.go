@@ -2,104 +2,18 @@ package sitetest
 
 import (
 	"context"
-	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 
 	"stillwater/appliance/homer"
 	"stillwater/bench/sipp"
 )
-
-// mmtelUE is a UE that calls and is called: sipgo's client and server on
-// one UDP port, so that what the network sends it arrives over its flow.
-// How it answers an INVITE is set per call.
-type mmtelUE struct {
-	*goUE
-	invites chan *sip.Request
-	cancels chan *sip.Request
-
-	mu     sync.Mutex
-	answer func(req *sip.Request, tx sip.ServerTransaction)
-}
-
-func newMMTELUE(t *testing.T, ctx context.Context, u sipp.User, proxy string) *mmtelUE {
-	t.Helper()
-	port, err := sipp.FreePort("127.0.0.1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ua, err := sipgo.NewUA(sipgo.WithUserAgent("stillwater-test-ue"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ua.Close() })
-	srv, err := sipgo.NewServer(ua)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ue := &mmtelUE{goUE: &goUE{user: u, port: port, proxy: proxy, notify: make(chan *sip.Request, 16)},
-		invites: make(chan *sip.Request, 16), cancels: make(chan *sip.Request, 16)}
-	srv.OnInvite(func(req *sip.Request, tx sip.ServerTransaction) {
-		ue.invites <- req
-		ue.mu.Lock()
-		answer := ue.answer
-		ue.mu.Unlock()
-		if answer == nil {
-			tx.Respond(sip.NewResponseFromRequest(req, 486, "Busy Here", nil))
-			return
-		}
-		answer(req, tx)
-	})
-	srv.OnAck(func(*sip.Request, sip.ServerTransaction) {})
-	lctx, cancel := context.WithCancel(ctx)
-	t.Cleanup(cancel)
-	ready := make(chan struct{})
-	go srv.ListenAndServe(context.WithValue(lctx, sipgo.ListenReadyCtxKey, sipgo.ListenReadyFuncCtxValue(func(string, string) { close(ready) })),
-		"udp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
-	select {
-	case <-ready:
-	case <-ctx.Done():
-		t.Fatal("UE listener did not start")
-	}
-	ue.client, err = sipgo.NewClient(ua, sipgo.WithClientHostname("127.0.0.1"), sipgo.WithClientPort(port),
-		sipgo.WithClientConnectionAddr(net.JoinHostPort("127.0.0.1", strconv.Itoa(port))))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := ue.register(ctx, 300); err != nil {
-		t.Fatalf("%s: %v", u.Name, err)
-	}
-	return ue
-}
-
-// answers sets how the UE answers INVITEs; nil is 486 Busy Here.
-func (ue *mmtelUE) answers(f func(req *sip.Request, tx sip.ServerTransaction)) {
-	ue.mu.Lock()
-	ue.answer = f
-	ue.mu.Unlock()
-}
-
-// ringForever answers 180 and keeps ringing until the caller's side
-// cancels.
-func (ue *mmtelUE) ringForever(req *sip.Request, tx sip.ServerTransaction) {
-	res := sip.NewResponseFromRequest(req, 180, "Ringing", nil)
-	res.To().Params.Add("tag", "ring"+strconv.Itoa(ue.port))
-	tx.OnCancel(func(c *sip.Request) { ue.cancels <- c })
-	tx.Respond(res)
-	select {
-	case <-tx.Done():
-	case <-time.After(time.Minute):
-	}
-}
 
 // deflectTo answers 302 naming target.
 func deflectTo(target string) func(*sip.Request, sip.ServerTransaction) {
@@ -110,78 +24,6 @@ func deflectTo(target string) func(*sip.Request, sip.ServerTransaction) {
 		tx.Respond(res)
 	}
 }
-
-// call sends an INVITE to ruri and returns every response it draws, the
-// final one last.
-func (ue *mmtelUE) call(ctx context.Context, ruri, sdp string, hdrs ...sip.Header) ([]*sip.Response, error) {
-	var u sip.Uri
-	if err := sip.ParseUri(ruri, &u); err != nil {
-		return nil, err
-	}
-	req := sip.NewRequest(sip.INVITE, u)
-	req.SetDestination(ue.proxy)
-	req.AppendHeader(sip.NewHeader("From", `"Caller" <`+ue.aor()+">;tag="+strconv.FormatInt(time.Now().UnixNano(), 36)))
-	req.AppendHeader(sip.NewHeader("To", "<"+ruri+">"))
-	req.AppendHeader(sip.NewHeader("Contact", ue.contact()))
-	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
-	for _, h := range hdrs {
-		req.AppendHeader(h)
-	}
-	req.SetBody([]byte(sdp))
-	tx, err := ue.client.TransactionRequest(ctx, req)
-	if err != nil {
-		return nil, err
-	}
-	defer tx.Terminate()
-	var out []*sip.Response
-	for {
-		select {
-		case res := <-tx.Responses():
-			out = append(out, res)
-			if res.StatusCode >= 200 {
-				return out, nil
-			}
-		case <-tx.Done():
-			return out, fmt.Errorf("INVITE %s: transaction ended: %v", ruri, tx.Err())
-		case <-ctx.Done():
-			return out, ctx.Err()
-		}
-	}
-}
-
-func waitReq(ctx context.Context, ch chan *sip.Request, callID string) (*sip.Request, error) {
-	for {
-		select {
-		case r := <-ch:
-			if r.CallID().Value() == callID {
-				return r, nil
-			}
-		case <-ctx.Done():
-			return nil, fmt.Errorf("no request of call %s: %w", callID, ctx.Err())
-		}
-	}
-}
-
-// noReq checks the UE was sent nothing of the call; the call has ended,
-// so anything it was sent has arrived.
-func noReq(t *testing.T, ue *mmtelUE, callID string) {
-	t.Helper()
-	for {
-		select {
-		case r := <-ue.invites:
-			if r.CallID().Value() == callID {
-				t.Errorf("%s was sent the INVITE", ue.user.Name)
-			}
-		default:
-			return
-		}
-	}
-}
-
-const (
-	mmtelSDP      = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n"
-	mmtelVideoSDP = mmtelSDP + "m=video 4002 RTP/AVP 96\r\n"
-)
 
 // simservs builds a document from service elements.
 func simservs(services ...string) string {
@@ -240,7 +82,10 @@ func TestMMTEL(t *testing.T) {
 	if r, err := imsDo(c, http.MethodPut, imsURL(n, portHSProv, r.header.Get("Location")+"/filter_criteria"), []byte(allCasesIFC)); err != nil || r.code != http.StatusOK {
 		t.Fatalf("iFCs of %s: %v %v", aor(users[3]), r, err)
 	}
-	alice, bob, carol := newMMTELUE(t, ctx, users[0], n.sipTarget()), newMMTELUE(t, ctx, users[1], n.sipTarget()), newMMTELUE(t, ctx, users[2], n.sipTarget())
+	alice, bob, carol := registeredUE(t, ctx, n, users[0]), registeredUE(t, ctx, n, users[1]), registeredUE(t, ctx, n, users[2])
+	// The callee answers as each case says; the others are busy.
+	alice.answers(busyHere)
+	carol.answers(busyHere)
 	dave := aor(users[3]) // never registers
 	everyone := []string{alice.aor(), bob.aor(), carol.aor(), dave}
 
@@ -297,7 +142,7 @@ func TestMMTEL(t *testing.T) {
 			bob: bob.ringForever, bobRings: true, final: 486, diverted: history(bob.aor(), 408, carol.aor()), reason: "no-answer"},
 		{name: "not registered", to: dave, docs: map[string]string{dave: diversionDoc("<not-registered/>", carol.aor(), "")}, final: 486,
 			diverted: history(dave, 404, carol.aor()), reason: "unavailable"},
-		{name: "video call with a video rule", sdp: mmtelVideoSDP, docs: map[string]string{bob.aor(): diversionDoc("<media>video</media>", carol.aor(), "")}, final: 486,
+		{name: "video call with a video rule", sdp: ueVideoSDP, docs: map[string]string{bob.aor(): diversionDoc("<media>video</media>", carol.aor(), "")}, final: 486,
 			diverted: history(bob.aor(), 302, carol.aor()), reason: "unconditional"},
 		{name: "audio call with a video rule", docs: map[string]string{bob.aor(): diversionDoc("<media>video</media>", carol.aor(), "")}, bobRings: true, final: 486},
 		{name: "deflection", docs: map[string]string{bob.aor(): homerDefault()}, bob: deflectTo(carol.aor()), bobRings: true, final: 486,
@@ -315,17 +160,21 @@ func TestMMTEL(t *testing.T) {
 					t.Fatalf("Homer PUT %s: %v %v", impu, r, err)
 				}
 			}
-			bob.answers(tc.bob)
+			answer := tc.bob
+			if answer == nil {
+				answer = busyHere
+			}
+			bob.answers(answer)
 			to, sdp := tc.to, tc.sdp
 			if to == "" {
 				to = bob.aor()
 			}
 			if sdp == "" {
-				sdp = mmtelSDP
+				sdp = ueSDP
 			}
 			cctx, ccancel := context.WithTimeout(ctx, 40*time.Second)
 			defer ccancel()
-			res, err := alice.call(cctx, to, sdp, tc.hdrs...)
+			res, err := alice.invite(cctx, to, sdp, tc.hdrs...)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -342,7 +191,7 @@ func TestMMTEL(t *testing.T) {
 				t.Errorf("caller got 181 Call Is Being Forwarded: %v, want %v", got181, tc.diverted != nil)
 			}
 			if tc.bobRings {
-				r, err := waitReq(cctx, bob.invites, callID)
+				r, err := inCall(cctx, &bob.invites, callID)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -353,7 +202,7 @@ func TestMMTEL(t *testing.T) {
 				noReq(t, bob, callID)
 			}
 			if tc.bob != nil && tc.reason == "no-answer" {
-				if _, err := waitReq(cctx, bob.cancels, callID); err != nil {
+				if _, err := inCall(cctx, &bob.cancels, callID); err != nil {
 					t.Errorf("bob was not cancelled on no answer: %v", err)
 				}
 			}
@@ -361,7 +210,7 @@ func TestMMTEL(t *testing.T) {
 				noReq(t, carol, callID)
 				return
 			}
-			r, err := waitReq(cctx, carol.invites, callID)
+			r, err := inCall(cctx, &carol.invites, callID)
 			if err != nil {
 				t.Fatal(err)
 			}

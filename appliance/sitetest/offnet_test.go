@@ -4,89 +4,22 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
-	"github.com/miekg/dns"
+
+	"stillwater/sip/resolve/dnstest"
 )
 
 // enumIP is where the test ENUM server listens, on the standard DNS port
 // (enum_server takes addresses only): an address no node or other test
 // endpoint uses.
 const enumIP = "127.0.5.3"
-
-// enumServer is an authoritative DNS server for e164.arpa answering NAPTR
-// queries from a fixed zone, NXDOMAIN for any other name.
-type enumServer struct {
-	mu      sync.Mutex
-	zone    map[string][]dns.RR // by lower-case FQDN
-	queries map[string]int
-}
-
-func startENUMServer(t *testing.T, ip string, records ...string) *enumServer {
-	t.Helper()
-	z := &enumServer{zone: map[string][]dns.RR{}, queries: map[string]int{}}
-	for _, r := range records {
-		rr, err := dns.NewRR(r)
-		if err != nil {
-			t.Fatalf("zone record %q: %v", r, err)
-		}
-		name := strings.ToLower(rr.Header().Name)
-		z.zone[name] = append(z.zone[name], rr)
-	}
-	pc, err := net.ListenPacket("udp", net.JoinHostPort(ip, "53"))
-	if err != nil {
-		t.Fatalf("ENUM server on %s:53: %v", ip, err)
-	}
-	srv := &dns.Server{PacketConn: pc, Handler: z}
-	started := make(chan struct{})
-	srv.NotifyStartedFunc = func() { close(started) }
-	done := make(chan error, 1)
-	go func() { done <- srv.ActivateAndServe() }()
-	select {
-	case <-started:
-	case err := <-done:
-		t.Fatalf("ENUM server: %v", err)
-	}
-	t.Cleanup(func() {
-		srv.Shutdown()
-		<-done
-	})
-	return z
-}
-
-func (z *enumServer) ServeDNS(w dns.ResponseWriter, q *dns.Msg) {
-	m := new(dns.Msg)
-	m.SetReply(q)
-	m.Authoritative = true
-	if len(q.Question) == 1 {
-		name := strings.ToLower(q.Question[0].Name)
-		z.mu.Lock()
-		z.queries[name]++
-		rrs := z.zone[name]
-		z.mu.Unlock()
-		switch {
-		case len(rrs) == 0:
-			m.Rcode = dns.RcodeNameError
-		case q.Question[0].Qtype == dns.TypeNAPTR:
-			m.Answer = append(m.Answer, rrs...)
-		}
-	}
-	w.WriteMsg(m)
-}
-
-func (z *enumServer) queried(name string) int {
-	z.mu.Lock()
-	defer z.mu.Unlock()
-	return z.queries[strings.ToLower(name)]
-}
 
 // enumDomain is the e164.arpa name of an E.164 number (RFC 6116 §2.4).
 func enumDomain(number string) string {
@@ -132,7 +65,7 @@ func TestOffNet(t *testing.T) {
 	)
 	callee := 6505557002
 	home := "+1" + strconv.Itoa(callee)
-	enum := startENUMServer(t, enumIP,
+	enum := dnstest.Start(t, dnstest.Options{Addr: enumIP + ":53"},
 		naptr(viaDomain1, "!^.*$!sip:"+viaDomain1+"@"+trunkDomain+"!"),
 		naptr(viaDomain2, "!^.*$!sip:"+viaDomain2+"@"+trunkDomain+"!"),
 		naptr(home, `!^\\+1(.*)$!sip:\\1@`+imsRealm+"!"),
@@ -181,7 +114,7 @@ func TestOffNet(t *testing.T) {
 			if c.final.StatusCode != 200 {
 				t.Fatalf("call to %s: %d %s, want 200", tc.ruri, c.final.StatusCode, c.final.Reason)
 			}
-			if got := enum.queried(enumDomain(tc.enum)); got == 0 {
+			if got := enum.Count(enumDomain(tc.enum), ""); got == 0 {
 				t.Errorf("ENUM was not asked about %s", enumDomain(tc.enum))
 			}
 			hits := trunk.hits.all()[trunkHits:]

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"stillwater/bench/serverproc"
 	"stillwater/bench/sipp"
 )
 
@@ -82,7 +83,7 @@ func sippCallee(t *testing.T, ctx context.Context, target, transport string, u s
 // accept originating requests only from registered flows).
 func sippCaller(t *testing.T, ctx context.Context, target, transport string, u sipp.User) int {
 	t.Helper()
-	port, err := sipp.FreePort("127.0.0.1")
+	port, err := serverproc.FreePort("127.0.0.1")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"stillwater/bench/serverproc"
 	"stillwater/bench/sipp"
 )
 
@@ -43,7 +44,7 @@ func TestSIPNodeLoss(t *testing.T) {
 	// The site elects new shard leaders; the caller registers through
 	// node 2 once it can.
 	target2 := net.JoinHostPort(n2.ip, strconv.Itoa(s.ports.sip))
-	port, err := sipp.FreePort("127.0.0.1")
+	port, err := serverproc.FreePort("127.0.0.1")
 	if err != nil {
 		t.Fatal(err)
 	}

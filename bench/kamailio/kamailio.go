@@ -24,6 +24,8 @@ import (
 	"testing"
 	"text/template"
 	"time"
+
+	"stillwater/bench/serverproc"
 )
 
 //go:embed kamailio.cfg.tmpl
@@ -57,7 +59,7 @@ type Server struct {
 	cmd  *exec.Cmd
 	done chan struct{}
 	err  error // exit status, valid once done is closed
-	log  *tailBuffer
+	log  *serverproc.Tail
 	once sync.Once
 }
 
@@ -114,7 +116,7 @@ func (o *Options) defaults() error {
 		}
 	}
 	if o.Port == 0 {
-		p, err := FreePort(o.Addr)
+		p, err := serverproc.FreePort(o.Addr)
 		if err != nil {
 			return err
 		}
@@ -214,7 +216,7 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{Addr: o.Addr, Port: o.Port, Domain: o.Domain, Config: cfg, done: make(chan struct{}), log: &tailBuffer{max: 64 << 10}}
+	s := &Server{Addr: o.Addr, Port: o.Port, Domain: o.Domain, Config: cfg, done: make(chan struct{}), log: serverproc.NewTail(64 << 10)}
 	cmd := exec.Command(o.Binary, "-DD", "-E", "-m", strconv.Itoa(o.ShmMB), "-f", cfg)
 	cmd.Dir = o.Dir
 	var w io.Writer = s.log
@@ -328,47 +330,6 @@ func (s *Server) Close() error {
 		<-s.done
 	})
 	return nil
-}
-
-// FreePort returns a port that is free on addr for both UDP and TCP.
-func FreePort(addr string) (int, error) {
-	for range 50 {
-		l, err := net.Listen("tcp", net.JoinHostPort(addr, "0"))
-		if err != nil {
-			return 0, fmt.Errorf("free port on %s: %w", addr, err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		u, err := net.ListenPacket("udp", net.JoinHostPort(addr, strconv.Itoa(port)))
-		l.Close()
-		if err == nil {
-			u.Close()
-			return port, nil
-		}
-	}
-	return 0, fmt.Errorf("free port on %s: no port free for both UDP and TCP", addr)
-}
-
-// tailBuffer keeps the last max bytes written to it.
-type tailBuffer struct {
-	mu  sync.Mutex
-	max int
-	b   []byte
-}
-
-func (t *tailBuffer) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.b = append(t.b, p...)
-	if len(t.b) > t.max {
-		t.b = append(t.b[:0], t.b[len(t.b)-t.max:]...)
-	}
-	return len(p), nil
-}
-
-func (t *tailBuffer) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return string(t.b)
 }
 
 func tail(b []byte, n int) string {

@@ -34,6 +34,7 @@ import (
 	"time"
 
 	"stillwater/bench/kamailio"
+	"stillwater/bench/serverproc"
 	"stillwater/bench/sipp"
 )
 
@@ -231,7 +232,7 @@ func measureCalls(ctx context.Context, o options, srv *server, tr, dir string, u
 	// call run then uses (for TCP the flow is gone when that SIPp exits;
 	// Kamailio does not mind).
 	callers = callers[:min(len(callers), 2000)]
-	port, err := sipp.FreePort("127.0.0.1")
+	port, err := serverproc.FreePort("127.0.0.1")
 	if err != nil {
 		return point{err: err}
 	}

@@ -24,6 +24,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"stillwater/bench/serverproc"
 )
 
 //go:embed scenarios/*.xml
@@ -112,7 +114,7 @@ type Process struct {
 	start   time.Time
 	done    chan struct{}
 	waitErr error
-	out     *tailWriter
+	out     *serverproc.Tail
 	rtdName map[int]string
 	once    sync.Once
 }
@@ -147,7 +149,7 @@ func Start(ctx context.Context, o Options) (*Process, error) {
 		o.Binary = "sipp"
 	}
 	if o.LocalPort == 0 {
-		port, err := FreePort(o.LocalIP)
+		port, err := serverproc.FreePort(o.LocalIP)
 		if err != nil {
 			return nil, err
 		}
@@ -225,7 +227,7 @@ func Start(ctx context.Context, o Options) (*Process, error) {
 
 	cmd := exec.CommandContext(ctx, o.Binary, args...)
 	cmd.Dir = dir
-	out := &tailWriter{max: 16 << 10}
+	out := serverproc.NewTail(16 << 10)
 	cmd.Stdout, cmd.Stderr = io.Discard, out
 	cmd.WaitDelay = 5 * time.Second
 	p := &Process{opts: o, dir: dir, cmd: cmd, done: make(chan struct{}), out: out, rtdName: rtds}
@@ -487,46 +489,4 @@ func readLines(path string) []string {
 		}
 	}
 	return lines
-}
-
-// FreePort returns a port free on ip for both UDP and TCP, so that a
-// callee can listen on the same port over both.
-func FreePort(ip string) (int, error) {
-	for range 50 {
-		l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
-		if err != nil {
-			return 0, fmt.Errorf("sipp: free port on %s: %w", ip, err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		u, err := net.ListenPacket("udp", net.JoinHostPort(ip, strconv.Itoa(port)))
-		l.Close()
-		if err == nil {
-			u.Close()
-			return port, nil
-		}
-	}
-	return 0, fmt.Errorf("sipp: free port on %s: none free for both UDP and TCP", ip)
-}
-
-// tailWriter keeps the last max bytes written.
-type tailWriter struct {
-	mu  sync.Mutex
-	max int
-	b   []byte
-}
-
-func (t *tailWriter) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.b = append(t.b, p...)
-	if len(t.b) > t.max {
-		t.b = append(t.b[:0], t.b[len(t.b)-t.max:]...)
-	}
-	return len(p), nil
-}
-
-func (t *tailWriter) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return string(t.b)
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"stillwater/bench/kamailio"
+	"stillwater/bench/serverproc"
 )
 
 const domain = "example.com"
@@ -194,7 +195,7 @@ func TestOptionsErrors(t *testing.T) {
 // TestNoServer: a target that never answers ends in a failed call within
 // the receive timeout, not a hang.
 func TestNoServer(t *testing.T) {
-	port, err := FreePort("127.0.0.1")
+	port, err := serverproc.FreePort("127.0.0.1")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"stillwater/sip/resolve"
+	"stillwater/sip/resolve/dnstest"
 )
 
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
@@ -51,14 +52,14 @@ var guideZone = func() []string {
 }()
 
 // newDNSService starts one ENUM server per zone and a Service over them.
-func newDNSService(t *testing.T, opts Options, zones ...[]string) (*Service, []*enumServer) {
+func newDNSService(t *testing.T, opts Options, zones ...[]string) (*Service, []*dnstest.Server) {
 	t.Helper()
-	var servers []*enumServer
+	var servers []*dnstest.Server
 	var addrs []netip.AddrPort
 	for _, z := range zones {
-		s := startENUMServer(t, z...)
+		s := dnstest.Start(t, dnstest.Options{}, z...)
 		servers = append(servers, s)
-		addrs = append(addrs, s.addr)
+		addrs = append(addrs, s.Addr())
 	}
 	if opts.Timeout == 0 {
 		opts.Timeout = time.Second
@@ -243,7 +244,7 @@ func TestTranslateNonTerminal(t *testing.T) {
 		{"chain to missing name", "+41", Result{}, ErrNotFound},
 		{"chain to garbage", "+51", Result{}, ErrInvalidAnswer},
 	})
-	if n := srv[0].count("6.3.e164.arpa"); n != 0 {
+	if n := srv[0].Count("6.3.e164.arpa", ""); n != 0 {
 		t.Errorf("query bound: 6.3.e164.arpa queried %d times; want 0 (bound is %d)", n, DefaultMaxQueries)
 	}
 	// A larger bound lets the long chain finish.
@@ -260,21 +261,21 @@ func TestTranslateFailover(t *testing.T) {
 	const name = "4.3.2.1.e164.arpa"
 	for _, tc := range []struct {
 		name    string
-		modes   []int32
+		modes   []dnstest.Mode
 		want    string
 		wantErr error
 		asked   []int // queries each server should see
 	}{
-		{"primary answers", []int32{modeAnswer, modeAnswer, modeAnswer}, "sip:+1234@first.example.com", nil, []int{1, 0, 0}},
-		{"primary times out", []int32{modeDrop, modeAnswer, modeAnswer}, "sip:+1234@second.example.com", nil, []int{1, 1, 0}},
-		{"primary SERVFAIL", []int32{modeServfail, modeAnswer, modeAnswer}, "sip:+1234@second.example.com", nil, []int{1, 1, 0}},
-		{"tertiary", []int32{modeServfail, modeDrop, modeAnswer}, "sip:+1234@third.example.com", nil, []int{1, 1, 1}},
-		{"all fail", []int32{modeDrop, modeServfail, modeServfail}, "", ErrUnavailable, []int{1, 1, 1}},
+		{"primary answers", []dnstest.Mode{dnstest.Answer, dnstest.Answer, dnstest.Answer}, "sip:+1234@first.example.com", nil, []int{1, 0, 0}},
+		{"primary times out", []dnstest.Mode{dnstest.Drop, dnstest.Answer, dnstest.Answer}, "sip:+1234@second.example.com", nil, []int{1, 1, 0}},
+		{"primary SERVFAIL", []dnstest.Mode{dnstest.ServFail, dnstest.Answer, dnstest.Answer}, "sip:+1234@second.example.com", nil, []int{1, 1, 0}},
+		{"tertiary", []dnstest.Mode{dnstest.ServFail, dnstest.Drop, dnstest.Answer}, "sip:+1234@third.example.com", nil, []int{1, 1, 1}},
+		{"all fail", []dnstest.Mode{dnstest.Drop, dnstest.ServFail, dnstest.ServFail}, "", ErrUnavailable, []int{1, 1, 1}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			svc, srv := newDNSService(t, Options{Timeout: 150 * time.Millisecond}, zoneA, zoneB, zoneC)
 			for i, m := range tc.modes {
-				srv[i].mode.Store(m)
+				srv[i].SetMode(m)
 			}
 			got, err := svc.Translate(context.Background(), "+1234")
 			if tc.wantErr != nil {
@@ -285,7 +286,7 @@ func TestTranslateFailover(t *testing.T) {
 				t.Fatalf("Translate = %+v, %v; want %s", got, err, tc.want)
 			}
 			for i, want := range tc.asked {
-				if n := srv[i].count(name); (n > 0) != (want > 0) {
+				if n := srv[i].Count(name, ""); (n > 0) != (want > 0) {
 					t.Errorf("server %d asked %d times; want %d", i, n, want)
 				}
 			}
@@ -300,7 +301,7 @@ func TestTranslateNotFoundStopsFailover(t *testing.T) {
 	if _, err := svc.Translate(context.Background(), "+99"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("Translate: %v; want ErrNotFound", err)
 	}
-	if n := srv[1].count("9.9.e164.arpa"); n != 0 {
+	if n := srv[1].Count("9.9.e164.arpa", ""); n != 0 {
 		t.Fatalf("secondary asked %d times after an NXDOMAIN; want 0", n)
 	}
 }
@@ -349,8 +350,8 @@ func TestTranslateFile(t *testing.T) {
 }
 
 func TestNew(t *testing.T) {
-	srv := startENUMServer(t)
-	look, err := NewServers([]netip.AddrPort{srv.addr}, resolve.Options{}, 0)
+	srv := dnstest.Start(t, dnstest.Options{})
+	look, err := NewServers([]netip.AddrPort{srv.Addr()}, resolve.Options{}, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -404,8 +405,8 @@ func BenchmarkTranslateFile(b *testing.B) {
 // BenchmarkTranslateDNSCached measures a translation whose NAPTR answer is
 // in the resolver's cache: the per-call cost without network I/O.
 func BenchmarkTranslateDNSCached(b *testing.B) {
-	srv := startENUMServer(b, guideZone...)
-	look, err := NewServers([]netip.AddrPort{srv.addr}, resolve.Options{Logger: quietLogger()}, time.Second)
+	srv := dnstest.Start(b, dnstest.Options{}, guideZone...)
+	look, err := NewServers([]netip.AddrPort{srv.Addr()}, resolve.Options{Logger: quietLogger()}, time.Second)
 	if err != nil {
 		b.Fatal(err)
 	}

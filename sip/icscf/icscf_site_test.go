@@ -5,10 +5,12 @@ import (
 	"testing"
 
 	"github.com/emiago/sipgo/sip"
+
+	"stillwater/sip/siptest"
 )
 
 func TestRegisterRouting(t *testing.T) {
-	s := newSite(t, siteOptions{})
+	s := siptest.New(t, siptest.Options{})
 	cases := []struct {
 		name string
 		aor  string
@@ -16,13 +18,13 @@ func TestRegisterRouting(t *testing.T) {
 		warn string
 	}{
 		{name: "unknown public identity", aor: "sip:6505558888@example.com", code: 403, warn: "unknown public identity"},
-		{name: "barred public identity", aor: alice3, code: 403, warn: "barred"},
-		{name: "provisioned identity", aor: alice, code: 200},
+		{name: "barred public identity", aor: siptest.Alice3, code: 403, warn: "barred"},
+		{name: "provisioned identity", aor: siptest.Alice, code: 200},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			ue := newEndpoint(t)
-			res := s.register(ue, tc.aor, "")
+			ue := siptest.NewUE(t)
+			res := s.Register(ue, tc.aor, "")
 			if res.StatusCode != tc.code {
 				t.Fatalf("REGISTER %s: %d %s, want %d", tc.aor, res.StatusCode, res.Reason, tc.code)
 			}
@@ -36,29 +38,29 @@ func TestRegisterRouting(t *testing.T) {
 }
 
 func TestTerminatingRouting(t *testing.T) {
-	s := newSite(t, siteOptions{})
-	caller := newEndpoint(t)
-	s.mustRegister(caller, alice, "")
+	s := siptest.New(t, siptest.Options{})
+	caller := siptest.NewUE(t)
+	s.MustRegister(caller, siptest.Alice, "")
 	cases := []struct {
 		name   string
 		callee string
 		code   int
 	}{
-		{name: "unknown callee", callee: nobody, code: 404},
-		{name: "barred callee", callee: alice3, code: 404},
+		{name: "unknown callee", callee: siptest.Nobody, code: 404},
+		{name: "barred callee", callee: siptest.Alice3, code: 404},
 		// Known but unregistered: the I-CSCF finds the S-CSCF, which has
 		// no binding.
-		{name: "unregistered callee", callee: bob, code: 480},
+		{name: "unregistered callee", callee: siptest.Bob, code: 480},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			caller := caller.on(t)
-			callID, inv := s.invite(caller, alice, tc.callee)
-			res := caller.final(callID, sip.INVITE)
+			caller := caller.On(t)
+			callID, inv := s.Invite(caller, siptest.Alice, tc.callee)
+			res := caller.Final(callID, sip.INVITE)
 			if res.StatusCode != tc.code {
 				t.Fatalf("INVITE %s: %d %s, want %d", tc.callee, res.StatusCode, res.Reason, tc.code)
 			}
-			s.ackFailure(caller, inv, res)
+			s.AckFailure(caller, inv, res)
 		})
 	}
 }
@@ -66,25 +68,25 @@ func TestTerminatingRouting(t *testing.T) {
 // TestRetryNextSCSCF: an S-CSCF that refuses (503) or is not there is
 // passed over for the next one.
 func TestRetryNextSCSCF(t *testing.T) {
-	refuser := newEndpoint(t)
-	s := newSite(t, siteOptions{firstSCSCFs: []sip.Uri{mustURI(t, "sip:"+refuser.addr())}})
-	ue := newEndpoint(t)
-	callID := s.sendRegister(ue, alice, "")
-	in := refuser.request(sip.REGISTER)
-	if in.req().CallID().Value() != callID {
-		t.Fatalf("first S-CSCF got %s", in.req().CallID().Value())
+	refuser := siptest.NewUE(t)
+	s := siptest.New(t, siptest.Options{FirstSCSCFs: []sip.Uri{siptest.MustURI(t, "sip:"+refuser.Addr())}})
+	ue := siptest.NewUE(t)
+	callID := s.SendRegister(ue, siptest.Alice, "")
+	in := refuser.Request(sip.REGISTER)
+	if in.Req().CallID().Value() != callID {
+		t.Fatalf("first S-CSCF got %s", in.Req().CallID().Value())
 	}
-	refuser.answer(in, 503, "Service Unavailable")
-	if res := ue.final(callID, sip.REGISTER); res.StatusCode != 200 {
+	refuser.Answer(in, 503, "Service Unavailable")
+	if res := ue.Final(callID, sip.REGISTER); res.StatusCode != 200 {
 		t.Fatalf("REGISTER: %d %s, want 200 from the second S-CSCF", res.StatusCode, res.Reason)
 	}
-	if bs, err := s.reg.Lookup(s.ctx, alice); err != nil || len(bs) != 1 {
+	if bs, err := s.Reg.Lookup(s.Ctx, siptest.Alice); err != nil || len(bs) != 1 {
 		t.Errorf("bindings %v, %v; want the one the local S-CSCF stored", bs, err)
 	}
 	// A refusal that is the S-CSCF's decision (403) is not retried.
-	callID = s.sendRegister(ue, bob, "")
-	refuser.answer(refuser.request(sip.REGISTER), 403, "Forbidden")
-	if res := ue.final(callID, sip.REGISTER); res.StatusCode != 403 {
+	callID = s.SendRegister(ue, siptest.Bob, "")
+	refuser.Answer(refuser.Request(sip.REGISTER), 403, "Forbidden")
+	if res := ue.Final(callID, sip.REGISTER); res.StatusCode != 403 {
 		t.Errorf("REGISTER after a 403: %d, want 403 relayed", res.StatusCode)
 	}
 }

@@ -10,6 +10,8 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"stillwater/sip/mmtel"
+	"stillwater/sip/siptest"
+	"stillwater/sip/siptest/endpoint"
 )
 
 // noAnswer is a hop's behaviour of ringing and never answering.
@@ -18,7 +20,7 @@ const noAnswer = -1
 // hop is one UE the INVITE reaches in turn and what it answers: 180 first
 // when ring is set, then code (a 302 names the deflection target).
 type hop struct {
-	e    *endpoint
+	e    *endpoint.Endpoint
 	ring bool
 	code int
 	to   string // Contact of a 302
@@ -38,7 +40,7 @@ func barAll() *mmtel.Barring { return &mmtel.Barring{Rules: []mmtel.BarringRule{
 // the value at the same position, and there must be as many.
 func requireHeaders(t *testing.T, req *sip.Request, name string, want ...string) {
 	t.Helper()
-	got := headerValues(req, name)
+	got := endpoint.HeaderValues(req, name)
 	if len(got) != len(want) {
 		t.Errorf("%s: %q, want %d values like %q", name, got, len(want), want)
 		return
@@ -68,7 +70,7 @@ func requireFrom(t *testing.T, m interface{ From() *sip.FromHeader }, uri string
 
 func privacyOf(req *sip.Request) []string {
 	var out []string
-	for _, v := range headerValues(req, "Privacy") {
+	for _, v := range endpoint.HeaderValues(req, "Privacy") {
 		for _, p := range strings.Split(v, ";") {
 			out = append(out, strings.TrimSpace(p))
 		}
@@ -78,12 +80,12 @@ func privacyOf(req *sip.Request) []string {
 
 func TestMMTEL(t *testing.T) {
 	s := newSite(t)
-	caller, bobE, carolE, c5, c6 := newEndpoint(t), newEndpoint(t), newEndpoint(t), newEndpoint(t), newEndpoint(t)
-	s.mustRegister(caller, alice)
-	s.mustRegister(bobE, bob)
-	s.mustRegister(carolE, carol)
-	s.mustRegister(c5, chainUser(5))
-	s.mustRegister(c6, chainUser(6))
+	caller, bobE, carolE, c5, c6 := siptest.NewUE(t), siptest.NewUE(t), siptest.NewUE(t), siptest.NewUE(t), siptest.NewUE(t)
+	s.MustRegister(caller, siptest.Alice, "")
+	s.MustRegister(bobE, siptest.Bob, "")
+	s.MustRegister(carolE, carol, "")
+	s.MustRegister(c5, chainUser(5), "")
+	s.MustRegister(c6, chainUser(6), "")
 
 	// chain forwards chainUser(i) unconditionally to chainUser(i+1) for
 	// i < n.
@@ -107,7 +109,7 @@ func TestMMTEL(t *testing.T) {
 		body     string
 		extra    []string
 		hops     []hop
-		silent   []*endpoint
+		silent   []*endpoint.Endpoint
 		final    int
 		want181  bool
 		check    func(t *testing.T, last *sip.Request, callID string)
@@ -116,14 +118,14 @@ func TestMMTEL(t *testing.T) {
 		{
 			name: "no services", hops: []hop{{e: bobE, code: 486}}, final: 486,
 			check: func(t *testing.T, r *sip.Request, _ string) {
-				requireFrom(t, r, alice)
-				requireHeaders(t, r, "P-Asserted-Identity", alice)
+				requireFrom(t, r, siptest.Alice)
+				requireHeaders(t, r, "P-Asserted-Identity", siptest.Alice)
 				requireHeaders(t, r, "Privacy")
 			},
 		},
 		{
 			name:     "OIR restricted by default",
-			settings: map[string]*mmtel.Settings{alice: {OIR: &mmtel.OIR{Restricted: true}}},
+			settings: map[string]*mmtel.Settings{siptest.Alice: {OIR: &mmtel.OIR{Restricted: true}}},
 			hops:     []hop{{e: bobE, ring: true, code: 486}}, final: 486,
 			check: func(t *testing.T, r *sip.Request, callID string) {
 				requireAnonymousFrom(t, r, callID)
@@ -133,16 +135,16 @@ func TestMMTEL(t *testing.T) {
 				}
 			},
 			// The caller sees its own identity in responses.
-			check180: func(t *testing.T, res *sip.Response) { requireFrom(t, res, alice) },
+			check180: func(t *testing.T, res *sip.Response) { requireFrom(t, res, siptest.Alice) },
 		},
 		{
 			name:     "OIR overridden by Privacy none",
-			settings: map[string]*mmtel.Settings{alice: {OIR: &mmtel.OIR{Restricted: true}}},
+			settings: map[string]*mmtel.Settings{siptest.Alice: {OIR: &mmtel.OIR{Restricted: true}}},
 			extra:    []string{"Privacy: none"},
 			hops:     []hop{{e: bobE, code: 486}}, final: 486,
 			check: func(t *testing.T, r *sip.Request, _ string) {
-				requireFrom(t, r, alice)
-				requireHeaders(t, r, "P-Asserted-Identity", alice)
+				requireFrom(t, r, siptest.Alice)
+				requireHeaders(t, r, "P-Asserted-Identity", siptest.Alice)
 				requireHeaders(t, r, "Privacy", "none")
 			},
 		},
@@ -151,7 +153,7 @@ func TestMMTEL(t *testing.T) {
 			extra: []string{"Privacy: id"},
 			hops:  []hop{{e: bobE, code: 486}}, final: 486,
 			check: func(t *testing.T, r *sip.Request, _ string) {
-				requireFrom(t, r, alice)
+				requireFrom(t, r, siptest.Alice)
 				requireHeaders(t, r, "P-Asserted-Identity")
 				requireHeaders(t, r, "Privacy", "id")
 			},
@@ -174,17 +176,17 @@ func TestMMTEL(t *testing.T) {
 			hops:  []hop{{e: bobE, code: 486}}, final: 486,
 			check: func(t *testing.T, r *sip.Request, callID string) {
 				requireAnonymousFrom(t, r, callID)
-				requireHeaders(t, r, "P-Asserted-Identity", alice)
+				requireHeaders(t, r, "P-Asserted-Identity", siptest.Alice)
 				requireHeaders(t, r, "Subject")
 			},
 		},
 		{
 			name: "critical session privacy is refused", extra: []string{"Privacy: session;critical"},
-			silent: []*endpoint{bobE}, final: 488,
+			silent: []*endpoint.Endpoint{bobE}, final: 488,
 		},
 		{
 			name:     "callee without OIP",
-			settings: map[string]*mmtel.Settings{bob: {NoOIP: true}},
+			settings: map[string]*mmtel.Settings{siptest.Bob: {NoOIP: true}},
 			hops:     []hop{{e: bobE, code: 486}}, final: 486,
 			check: func(t *testing.T, r *sip.Request, callID string) {
 				requireAnonymousFrom(t, r, callID)
@@ -193,71 +195,71 @@ func TestMMTEL(t *testing.T) {
 		},
 		{
 			name:     "outgoing barring of all calls",
-			settings: map[string]*mmtel.Settings{alice: {OutgoingBarring: barAll()}},
-			silent:   []*endpoint{bobE}, final: 603,
+			settings: map[string]*mmtel.Settings{siptest.Alice: {OutgoingBarring: barAll()}},
+			silent:   []*endpoint.Endpoint{bobE}, final: 603,
 		},
 		{
 			name:     "outgoing barring of all messages",
-			settings: map[string]*mmtel.Settings{alice: {OutgoingBarring: barAll()}},
+			settings: map[string]*mmtel.Settings{siptest.Alice: {OutgoingBarring: barAll()}},
 			method:   sip.MESSAGE, body: "",
-			silent: []*endpoint{bobE}, final: 603,
+			silent: []*endpoint.Endpoint{bobE}, final: 603,
 		},
 		{
 			name: "outgoing barring of international calls bars one abroad",
-			settings: map[string]*mmtel.Settings{alice: {OutgoingBarring: &mmtel.Barring{Rules: []mmtel.BarringRule{
+			settings: map[string]*mmtel.Settings{siptest.Alice: {OutgoingBarring: &mmtel.Barring{Rules: []mmtel.BarringRule{
 				{ID: "intl", Conditions: mmtel.Conditions{International: true}}}}}},
 			to: "sip:+447700900123@example.com", final: 603,
 		},
 		{
 			name: "outgoing barring of international calls lets a national one through",
-			settings: map[string]*mmtel.Settings{alice: {OutgoingBarring: &mmtel.Barring{Rules: []mmtel.BarringRule{
+			settings: map[string]*mmtel.Settings{siptest.Alice: {OutgoingBarring: &mmtel.Barring{Rules: []mmtel.BarringRule{
 				{ID: "intl", Conditions: mmtel.Conditions{International: true}}}}}},
 			hops: []hop{{e: bobE, code: 486}}, final: 486,
 		},
 		{
 			name:     "incoming barring of all calls",
-			settings: map[string]*mmtel.Settings{bob: {IncomingBarring: barAll()}},
-			silent:   []*endpoint{bobE}, final: 603,
+			settings: map[string]*mmtel.Settings{siptest.Bob: {IncomingBarring: barAll()}},
+			silent:   []*endpoint.Endpoint{bobE}, final: 603,
 		},
 		{
 			name: "incoming barring of anonymous calls",
-			settings: map[string]*mmtel.Settings{bob: {IncomingBarring: &mmtel.Barring{Rules: []mmtel.BarringRule{
+			settings: map[string]*mmtel.Settings{siptest.Bob: {IncomingBarring: &mmtel.Barring{Rules: []mmtel.BarringRule{
 				{ID: "acr", Conditions: mmtel.Conditions{Anonymous: true}}}}}},
 			extra:  []string{"Privacy: id"},
-			silent: []*endpoint{bobE}, final: 603,
+			silent: []*endpoint.Endpoint{bobE}, final: 603,
 		},
 		{
 			name:     "settings store down: the call proceeds without services",
-			settings: map[string]*mmtel.Settings{alice: {OutgoingBarring: barAll()}, bob: {IncomingBarring: barAll()}},
+			settings: map[string]*mmtel.Settings{siptest.Alice: {OutgoingBarring: barAll()}, siptest.Bob: {IncomingBarring: barAll()}},
 			down:     true,
 			hops:     []hop{{e: bobE, code: 486}}, final: 486,
 		},
 		{
 			name:     "unconditional",
-			settings: map[string]*mmtel.Settings{bob: diversion(forward(carol, mmtel.Conditions{}))},
-			hops:     []hop{{e: carolE, code: 486}}, silent: []*endpoint{bobE}, final: 486, want181: true,
+			settings: map[string]*mmtel.Settings{siptest.Bob: diversion(forward(carol, mmtel.Conditions{}))},
+			hops:     []hop{{e: carolE, code: 486}}, silent: []*endpoint.Endpoint{bobE}, final: 486, want181: true,
 			check: func(t *testing.T, r *sip.Request, _ string) {
-				requireHeaders(t, r, "History-Info", hist(bob, 302, carol)...)
-				requireHeaders(t, r, "Diversion", "<"+bob+">;reason=unconditional;counter=1")
+				requireHeaders(t, r, "History-Info", hist(siptest.Bob, 302, carol)...)
+				requireHeaders(t, r, "Diversion", "<"+siptest.Bob+">;reason=unconditional;counter=1")
 			},
 		},
 		{
 			name:     "busy",
-			settings: map[string]*mmtel.Settings{bob: diversion(forward(carol, mmtel.Conditions{Busy: true}))},
+			settings: map[string]*mmtel.Settings{siptest.Bob: diversion(forward(carol, mmtel.Conditions{Busy: true}))},
 			hops:     []hop{{e: bobE, ring: true, code: 486}, {e: carolE, code: 486}}, final: 486, want181: true,
 			check: func(t *testing.T, r *sip.Request, _ string) {
-				requireHeaders(t, r, "History-Info", hist(bob, 486, carol)...)
-				requireHeaders(t, r, "Diversion", "<"+bob+">;reason=user-busy;counter=1")
+				requireHeaders(t, r, "History-Info", hist(siptest.Bob, 486, carol)...)
+				requireHeaders(t, r, "Diversion", "<"+siptest.Bob+">;reason=user-busy;counter=1")
 			},
 		},
 		{
 			name: "no answer",
-			settings: map[string]*mmtel.Settings{bob: diversion(mmtel.DiversionRule{
+			settings: map[string]*mmtel.Settings{siptest.Bob: diversion(mmtel.DiversionRule{
 				Target: carol, Conditions: mmtel.Conditions{NoAnswer: true}, NotifyCaller: true, NoReplyTimer: 300 * time.Millisecond})},
 			hops: []hop{{e: bobE, ring: true, code: noAnswer}, {e: carolE, code: 486}}, final: 486, want181: true,
 			check: func(t *testing.T, r *sip.Request, _ string) {
-				requireHeaders(t, r, "History-Info", hist(bob, 408, carol)...)
-				requireHeaders(t, r, "Diversion", "<"+bob+">;reason=no-answer;counter=1")
+				requireHeaders(t, r, "History-Info", hist(siptest.Bob, 408, carol)...)
+				requireHeaders(t, r, "Diversion", "<"+siptest.Bob+">;reason=no-answer;counter=1")
 			},
 		},
 		{
@@ -272,42 +274,42 @@ func TestMMTEL(t *testing.T) {
 		},
 		{
 			name:     "not reachable",
-			settings: map[string]*mmtel.Settings{bob: diversion(forward(carol, mmtel.Conditions{NotReachable: true}))},
+			settings: map[string]*mmtel.Settings{siptest.Bob: diversion(forward(carol, mmtel.Conditions{NotReachable: true}))},
 			hops:     []hop{{e: bobE, code: 503}, {e: carolE, code: 486}}, final: 486, want181: true,
 			check: func(t *testing.T, r *sip.Request, _ string) {
-				requireHeaders(t, r, "History-Info", hist(bob, 503, carol)...)
-				requireHeaders(t, r, "Diversion", "<"+bob+">;reason=unavailable;counter=1")
+				requireHeaders(t, r, "History-Info", hist(siptest.Bob, 503, carol)...)
+				requireHeaders(t, r, "Diversion", "<"+siptest.Bob+">;reason=unavailable;counter=1")
 			},
 		},
 		{
 			name:     "video rule leaves an audio call alone",
-			settings: map[string]*mmtel.Settings{bob: diversion(forward(carol, mmtel.Conditions{Media: []string{"video"}}))},
-			hops:     []hop{{e: bobE, code: 486}}, silent: []*endpoint{carolE}, final: 486,
+			settings: map[string]*mmtel.Settings{siptest.Bob: diversion(forward(carol, mmtel.Conditions{Media: []string{"video"}}))},
+			hops:     []hop{{e: bobE, code: 486}}, silent: []*endpoint.Endpoint{carolE}, final: 486,
 			check: func(t *testing.T, r *sip.Request, _ string) { requireHeaders(t, r, "History-Info") },
 		},
 		{
 			name:     "video rule diverts a video call",
-			settings: map[string]*mmtel.Settings{bob: diversion(forward(carol, mmtel.Conditions{Media: []string{"video"}}))},
+			settings: map[string]*mmtel.Settings{siptest.Bob: diversion(forward(carol, mmtel.Conditions{Media: []string{"video"}}))},
 			body:     sdpVideo,
-			hops:     []hop{{e: carolE, code: 486}}, silent: []*endpoint{bobE}, final: 486, want181: true,
+			hops:     []hop{{e: carolE, code: 486}}, silent: []*endpoint.Endpoint{bobE}, final: 486, want181: true,
 			check: func(t *testing.T, r *sip.Request, _ string) {
-				requireHeaders(t, r, "Diversion", "<"+bob+">;reason=unconditional;counter=1")
+				requireHeaders(t, r, "Diversion", "<"+siptest.Bob+">;reason=unconditional;counter=1")
 			},
 		},
 		{
 			name:     "deflection",
-			settings: map[string]*mmtel.Settings{bob: diversion()},
+			settings: map[string]*mmtel.Settings{siptest.Bob: diversion()},
 			hops:     []hop{{e: bobE, code: 302, to: carol}, {e: carolE, code: 486}}, final: 486, want181: true,
 			check: func(t *testing.T, r *sip.Request, _ string) {
-				requireHeaders(t, r, "History-Info", hist(bob, 480, carol)...)
-				requireHeaders(t, r, "Diversion", "<"+bob+">;reason=deflection;counter=1")
+				requireHeaders(t, r, "History-Info", hist(siptest.Bob, 480, carol)...)
+				requireHeaders(t, r, "Diversion", "<"+siptest.Bob+">;reason=deflection;counter=1")
 			},
 		},
 		{
 			name: "five diversions", settings: chain(5), to: chainUser(0),
-			hops: []hop{{e: c5, code: 486}}, silent: []*endpoint{c6}, final: 486, want181: true,
+			hops: []hop{{e: c5, code: 486}}, silent: []*endpoint.Endpoint{c6}, final: 486, want181: true,
 			check: func(t *testing.T, r *sip.Request, _ string) {
-				hi := headerValues(r, "History-Info")
+				hi := endpoint.HeaderValues(r, "History-Info")
 				if len(hi) != 6 || !strings.Contains(hi[5], ";index=1.1.1.1.1.1;mp=1.1.1.1.1") {
 					t.Errorf("History-Info %q, want 6 entries ending at index 1.1.1.1.1.1", hi)
 				}
@@ -320,13 +322,13 @@ func TestMMTEL(t *testing.T) {
 		},
 		{
 			name: "a sixth diversion is refused", settings: chain(6), to: chainUser(0),
-			silent: []*endpoint{c5, c6}, final: 480, want181: true,
+			silent: []*endpoint.Endpoint{c5, c6}, final: 480, want181: true,
 		},
 		{
 			name:     "SUBSCRIBE passes through",
-			settings: map[string]*mmtel.Settings{bob: {IncomingBarring: barAll(), Diversion: &mmtel.Diversion{Rules: []mmtel.DiversionRule{forward(carol, mmtel.Conditions{})}}}},
+			settings: map[string]*mmtel.Settings{siptest.Bob: {IncomingBarring: barAll(), Diversion: &mmtel.Diversion{Rules: []mmtel.DiversionRule{forward(carol, mmtel.Conditions{})}}}},
 			method:   sip.SUBSCRIBE, body: "", extra: []string{"Event: message-summary", "Expires: 0"},
-			hops: []hop{{e: bobE, code: 489}}, silent: []*endpoint{carolE}, final: 489,
+			hops: []hop{{e: bobE, code: 489}}, silent: []*endpoint.Endpoint{carolE}, final: 489,
 		},
 	}
 	for _, tc := range cases {
@@ -337,20 +339,20 @@ func TestMMTEL(t *testing.T) {
 				method = sip.INVITE
 			}
 			if to == "" {
-				to = bob
+				to = siptest.Bob
 			}
 			if method == sip.INVITE && body == "" {
-				body = sdpAudio
+				body = endpoint.SDP
 			}
-			uac := caller.on(t)
-			callID, text := s.send(uac, method, alice, to, body, tc.extra...)
+			uac := caller.On(t)
+			callID, text := s.Send(uac, method, `"Caller" <`+siptest.Alice+">", to, body, tc.extra...)
 			var last *sip.Request
 			for i, h := range tc.hops {
-				e := h.e.on(t)
-				r := expect(e, method, callID)
-				last = r.req()
+				e := h.e.On(t)
+				r := e.Expect(method, callID)
+				last = r.Req()
 				if h.ring {
-					e.answer(r, 180, "Ringing")
+					e.Answer(r, 180, "Ringing")
 					res := response(uac, callID, 180)
 					if tc.check180 != nil {
 						tc.check180(t, res)
@@ -359,24 +361,24 @@ func TestMMTEL(t *testing.T) {
 				switch h.code {
 				case noAnswer:
 					// The no-reply timer cancels the callee.
-					c := expect(e, sip.CANCEL, callID)
-					e.answer(c, 200, "OK")
-					e.answer(r, 487, "Request Terminated")
+					c := e.Expect(sip.CANCEL, callID)
+					e.Answer(c, 200, "OK")
+					e.Answer(r, 487, "Request Terminated")
 				case 302:
 					res := sip.NewResponseFromRequest(last, 302, "Moved Temporarily", nil)
 					res.To().Params.Add("tag", "d"+strconv.Itoa(i))
 					res.AppendHeader(sip.NewHeader("Contact", "<"+h.to+">"))
-					e.send(r.from, res)
+					e.Send(r.From, res)
 				default:
-					e.answer(r, h.code, "Failed")
+					e.Answer(r, h.code, "Failed")
 				}
 			}
-			res := uac.final(callID, method)
+			res := uac.Final(callID, method)
 			if res.StatusCode != tc.final {
 				t.Fatalf("final %d %s, want %d", res.StatusCode, res.Reason, tc.final)
 			}
 			if method == sip.INVITE {
-				s.ackFailure(uac, text, res)
+				s.AckFailure(uac, text, res)
 			}
 			if res.StatusCode == 603 || res.StatusCode == 480 || res.StatusCode == 488 {
 				if w := res.GetHeader("Warning"); w == nil || !strings.Contains(w.Value(), "mmtel") {
@@ -384,8 +386,8 @@ func TestMMTEL(t *testing.T) {
 				}
 			}
 			got181 := false
-			for _, m := range uac.drain() {
-				if r := m.res(); r != nil && r.CallID().Value() == callID && r.StatusCode == 181 {
+			for _, m := range uac.Drain() {
+				if r := m.Res(); r != nil && r.CallID().Value() == callID && r.StatusCode == 181 {
 					got181 = true
 				}
 			}
@@ -399,7 +401,7 @@ func TestMMTEL(t *testing.T) {
 				tc.check(t, last, callID)
 			}
 			for _, e := range tc.silent {
-				never(e.on(t), callID)
+				never(e.On(t), callID)
 			}
 		})
 	}

@@ -9,13 +9,15 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+
+	"stillwater/sip/siptest/endpoint"
 )
 
 // ack2xx acknowledges a 2xx through the core (its Request-URI is the
 // UAS's Contact).
-func ack2xx(t *testing.T, caller *endpoint, r *rig, inv string, res *sip.Response) {
+func ack2xx(t *testing.T, caller *endpoint.Endpoint, r *rig, inv string, res *sip.Response) {
 	t.Helper()
-	m := parseReq(t, inv)
+	m := endpoint.ParseReq(t, inv)
 	contact := res.Contact()
 	if contact == nil {
 		t.Fatal("2xx without Contact")
@@ -32,55 +34,55 @@ func ack2xx(t *testing.T, caller *endpoint, r *rig, inv string, res *sip.Respons
 	ack.AppendHeader(&mf)
 	cl := sip.ContentLengthHeader(0)
 	ack.AppendHeader(&cl)
-	caller.send(r.udpAddr(), ack)
+	caller.Send(r.udpAddr(), ack)
 }
 
 // TestForkCancelsLoser forks an INVITE to two UASes: the one that answers
 // wins, the one still ringing is cancelled and answers 487, and the caller
 // sees the ringing and exactly one 200.
 func TestForkCancelsLoser(t *testing.T) {
-	uas1, uas2 := newEndpoint(t, remoteIP), newEndpoint(t, remoteIP)
-	r := newRig(t, Config{}, "fwd", map[string]Service{"fwd": forwardTo(t, uas1.uri("one"), uas2.uri("two"))})
-	caller := newEndpoint(t, remoteIP)
-	inv := caller.invite("fork1", "sip:bob@example.com")
-	caller.send(r.udpAddr(), inv)
+	uas1, uas2 := endpoint.New(t, endpoint.RemoteIP, "uas"), endpoint.New(t, endpoint.RemoteIP, "uas")
+	r := newRig(t, Config{}, "fwd", map[string]Service{"fwd": forwardTo(t, uas1.URI("one"), uas2.URI("two"))})
+	caller := endpoint.New(t, endpoint.RemoteIP, "uas")
+	inv := invite(caller, "fork1", "sip:bob@example.com")
+	caller.Send(r.udpAddr(), inv)
 
-	in1, in2 := uas1.request(sip.INVITE), uas2.request(sip.INVITE)
-	for _, in := range []rx{in1, in2} {
-		if n := len(in.req().GetHeaders("Via")); n != 2 {
+	in1, in2 := uas1.Request(sip.INVITE), uas2.Request(sip.INVITE)
+	for _, in := range []endpoint.Rx{in1, in2} {
+		if n := len(in.Req().GetHeaders("Via")); n != 2 {
 			t.Errorf("branch has %d Vias, want 2", n)
 		}
 	}
-	if b1, b2 := in1.req().Via().Params, in2.req().Via().Params; b1.String() == b2.String() {
+	if b1, b2 := in1.Req().Via().Params, in2.Req().Via().Params; b1.String() == b2.String() {
 		t.Errorf("branches share Via %s", b1)
 	}
-	uas2.answer(in2, 180, "Ringing")
-	caller.response("fork1", sip.INVITE, 180)
-	uas1.answer(in1, 180, "Ringing")
-	ok := uas1.answer(in1, 200, "OK")
+	uas2.Answer(in2, 180, "Ringing")
+	caller.Response("fork1", sip.INVITE, 180)
+	uas1.Answer(in1, 180, "Ringing")
+	ok := uas1.Answer(in1, 200, "OK")
 
-	cancel := uas2.request(sip.CANCEL)
-	if cancel.req().Via().Value() != in2.req().Via().Value() {
-		t.Errorf("CANCEL Via %q, want the INVITE's %q", cancel.req().Via().Value(), in2.req().Via().Value())
+	cancel := uas2.Request(sip.CANCEL)
+	if cancel.Req().Via().Value() != in2.Req().Via().Value() {
+		t.Errorf("CANCEL Via %q, want the INVITE's %q", cancel.Req().Via().Value(), in2.Req().Via().Value())
 	}
-	uas2.answer(cancel, 200, "OK")
-	uas2.answer(in2, 487, "Request Terminated")
-	uas2.request(sip.ACK) // the core acknowledges the 487 hop by hop
+	uas2.Answer(cancel, 200, "OK")
+	uas2.Answer(in2, 487, "Request Terminated")
+	uas2.Request(sip.ACK) // the core acknowledges the 487 hop by hop
 
-	got := caller.response("fork1", sip.INVITE, 200).res()
+	got := caller.Response("fork1", sip.INVITE, 200).Res()
 	if tag, _ := got.To().Params.Get("tag"); tag != mustTag(ok) {
 		t.Errorf("200 from To tag %q, want the winner's %q", tag, mustTag(ok))
 	}
 	ack2xx(t, caller, r, inv, got)
-	if a := uas1.request(sip.ACK).req(); a.Recipient.User != "uas" {
+	if a := uas1.Request(sip.ACK).Req(); a.Recipient.User != "uas" {
 		t.Errorf("ACK to %s, want the winner's Contact", a.Recipient.String())
 	}
 	// Once the loser's 487 has been absorbed, the caller has had no other
 	// final response.
-	caller.send(r.udpAddr(), caller.simple("OPTIONS", "fork1poll", fmt.Sprintf("sip:127.0.0.1:%d", r.udp)))
-	caller.response("fork1poll", sip.OPTIONS, 200)
-	for _, m := range caller.drain() {
-		if s := m.res(); s != nil && s.CSeq().MethodName == sip.INVITE && s.StatusCode >= 200 {
+	caller.Send(r.udpAddr(), simple(caller, "OPTIONS", "fork1poll", fmt.Sprintf("sip:127.0.0.1:%d", r.udp)))
+	caller.Response("fork1poll", sip.OPTIONS, 200)
+	for _, m := range caller.Drain() {
+		if s := m.Res(); s != nil && s.CSeq().MethodName == sip.INVITE && s.StatusCode >= 200 {
 			t.Errorf("caller got another final response %d", s.StatusCode)
 		}
 	}
@@ -138,41 +140,41 @@ func TestBestResponse(t *testing.T) {
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			var uases []*endpoint
+			var uases []*endpoint.Endpoint
 			var uris []string
 			for range tc.codes {
-				u := newEndpoint(t, remoteIP)
+				u := endpoint.New(t, endpoint.RemoteIP, "uas")
 				uases = append(uases, u)
-				uris = append(uris, u.uri("x"))
+				uris = append(uris, u.URI("x"))
 			}
 			r := newRig(t, Config{}, "fwd", map[string]Service{"fwd": forwardTo(t, uris...)})
-			caller := newEndpoint(t, remoteIP)
+			caller := endpoint.New(t, endpoint.RemoteIP, "uas")
 			callID := fmt.Sprintf("best%d", i)
-			inv := caller.invite(callID, "sip:bob@example.com")
-			caller.send(r.udpAddr(), inv)
+			inv := invite(caller, callID, "sip:bob@example.com")
+			caller.Send(r.udpAddr(), inv)
 			for j, u := range uases {
-				in := u.request(sip.INVITE)
-				u.answer(in, tc.codes[j], "Failed")
+				in := u.Request(sip.INVITE)
+				u.Answer(in, tc.codes[j], "Failed")
 			}
-			got := caller.response(callID, sip.INVITE, 0).res()
+			got := caller.Response(callID, sip.INVITE, 0).Res()
 			if got.StatusCode != tc.want {
 				t.Fatalf("caller got %d, want %d", got.StatusCode, tc.want)
 			}
 			if n := len(got.GetHeaders("Via")); n != 1 {
 				t.Errorf("relayed response has %d Vias, want 1", n)
 			}
-			caller.ackFailure(inv, got, r.udpAddr())
+			caller.AckFailure(inv, got, r.udpAddr())
 		})
 	}
 }
 
 // TestOnFinalRetry: when every branch fails, OnFinal may forward again.
 func TestOnFinalRetry(t *testing.T) {
-	first, second := newEndpoint(t, remoteIP), newEndpoint(t, remoteIP)
+	first, second := endpoint.New(t, endpoint.RemoteIP, "uas"), endpoint.New(t, endpoint.RemoteIP, "uas")
 	var mu sync.Mutex
 	var saw []int
 	svc := ServiceFunc(func(tx *Txn) {
-		u1, u2 := mustURI(t, first.uri("a")), mustURI(t, second.uri("b"))
+		u1, u2 := mustURI(t, first.URI("a")), mustURI(t, second.URI("b"))
 		tx.Forward(Fork{
 			Targets: []Target{{URI: &u1}},
 			OnFinal: func(best *sip.Response) []Target {
@@ -187,15 +189,15 @@ func TestOnFinalRetry(t *testing.T) {
 		})
 	})
 	r := newRig(t, Config{}, "fwd", map[string]Service{"fwd": svc})
-	caller := newEndpoint(t, remoteIP)
-	caller.send(r.udpAddr(), caller.simple("MESSAGE", "retry1", "sip:bob@example.com"))
-	first.answer(first.request(sip.MESSAGE), 503, "Service Unavailable")
-	in := second.request(sip.MESSAGE)
-	if in.req().Recipient.User != "b" {
-		t.Errorf("retry went to %s", in.req().Recipient.String())
+	caller := endpoint.New(t, endpoint.RemoteIP, "uas")
+	caller.Send(r.udpAddr(), simple(caller, "MESSAGE", "retry1", "sip:bob@example.com"))
+	first.Answer(first.Request(sip.MESSAGE), 503, "Service Unavailable")
+	in := second.Request(sip.MESSAGE)
+	if in.Req().Recipient.User != "b" {
+		t.Errorf("retry went to %s", in.Req().Recipient.String())
 	}
-	second.answer(in, 202, "Accepted")
-	got := caller.response("retry1", sip.MESSAGE, 0).res()
+	second.Answer(in, 202, "Accepted")
+	got := caller.Response("retry1", sip.MESSAGE, 0).Res()
 	if got.StatusCode != 202 {
 		t.Fatalf("caller got %d, want 202", got.StatusCode)
 	}
@@ -209,79 +211,79 @@ func TestOnFinalRetry(t *testing.T) {
 // TestForkTimeout: a branch still ringing at Fork.Timeout is cancelled and
 // counts as 408.
 func TestForkTimeout(t *testing.T) {
-	uas := newEndpoint(t, remoteIP)
+	uas := endpoint.New(t, endpoint.RemoteIP, "uas")
 	svc := ServiceFunc(func(tx *Txn) {
-		u := mustURI(t, uas.uri("slow"))
+		u := mustURI(t, uas.URI("slow"))
 		tx.Forward(Fork{Targets: []Target{{URI: &u}}, Timeout: 20 * time.Millisecond})
 	})
 	r := newRig(t, Config{}, "fwd", map[string]Service{"fwd": svc})
-	caller := newEndpoint(t, remoteIP)
-	inv := caller.invite("timeout1", "sip:bob@example.com")
-	caller.send(r.udpAddr(), inv)
-	in := uas.request(sip.INVITE)
-	uas.answer(in, 180, "Ringing")
-	cancel := uas.request(sip.CANCEL)
-	uas.answer(cancel, 200, "OK")
-	uas.answer(in, 487, "Request Terminated")
-	got := caller.response("timeout1", sip.INVITE, 0).res()
+	caller := endpoint.New(t, endpoint.RemoteIP, "uas")
+	inv := invite(caller, "timeout1", "sip:bob@example.com")
+	caller.Send(r.udpAddr(), inv)
+	in := uas.Request(sip.INVITE)
+	uas.Answer(in, 180, "Ringing")
+	cancel := uas.Request(sip.CANCEL)
+	uas.Answer(cancel, 200, "OK")
+	uas.Answer(in, 487, "Request Terminated")
+	got := caller.Response("timeout1", sip.INVITE, 0).Res()
 	if got.StatusCode != 408 {
 		t.Fatalf("caller got %d, want 408", got.StatusCode)
 	}
-	caller.ackFailure(inv, got, r.udpAddr())
+	caller.AckFailure(inv, got, r.udpAddr())
 }
 
 // TestUpstreamCancel: the caller's CANCEL cancels the branches and the
 // caller gets 487.
 func TestUpstreamCancel(t *testing.T) {
-	uas1, uas2 := newEndpoint(t, remoteIP), newEndpoint(t, remoteIP)
-	r := newRig(t, Config{}, "fwd", map[string]Service{"fwd": forwardTo(t, uas1.uri("one"), uas2.uri("two"))})
-	caller := newEndpoint(t, remoteIP)
-	inv := caller.invite("ucancel1", "sip:bob@example.com")
-	caller.send(r.udpAddr(), inv)
-	in1, in2 := uas1.request(sip.INVITE), uas2.request(sip.INVITE)
-	uas1.answer(in1, 180, "Ringing")
-	uas2.answer(in2, 183, "Session Progress")
-	caller.response("ucancel1", sip.INVITE, 180)
-	caller.send(r.udpAddr(), cancelFor(t, inv))
-	caller.response("ucancel1", sip.CANCEL, 200)
+	uas1, uas2 := endpoint.New(t, endpoint.RemoteIP, "uas"), endpoint.New(t, endpoint.RemoteIP, "uas")
+	r := newRig(t, Config{}, "fwd", map[string]Service{"fwd": forwardTo(t, uas1.URI("one"), uas2.URI("two"))})
+	caller := endpoint.New(t, endpoint.RemoteIP, "uas")
+	inv := invite(caller, "ucancel1", "sip:bob@example.com")
+	caller.Send(r.udpAddr(), inv)
+	in1, in2 := uas1.Request(sip.INVITE), uas2.Request(sip.INVITE)
+	uas1.Answer(in1, 180, "Ringing")
+	uas2.Answer(in2, 183, "Session Progress")
+	caller.Response("ucancel1", sip.INVITE, 180)
+	caller.Send(r.udpAddr(), cancelFor(t, inv))
+	caller.Response("ucancel1", sip.CANCEL, 200)
 	for _, u := range []struct {
-		ep *endpoint
-		in rx
+		ep *endpoint.Endpoint
+		in endpoint.Rx
 	}{{uas1, in1}, {uas2, in2}} {
-		c := u.ep.request(sip.CANCEL)
-		u.ep.answer(c, 200, "OK")
-		u.ep.answer(u.in, 487, "Request Terminated")
+		c := u.ep.Request(sip.CANCEL)
+		u.ep.Answer(c, 200, "OK")
+		u.ep.Answer(u.in, 487, "Request Terminated")
 	}
-	got := caller.response("ucancel1", sip.INVITE, 0).res()
+	got := caller.Response("ucancel1", sip.INVITE, 0).Res()
 	if got.StatusCode != 487 {
 		t.Fatalf("caller got %d, want 487", got.StatusCode)
 	}
-	caller.ackFailure(inv, got, r.udpAddr())
+	caller.AckFailure(inv, got, r.udpAddr())
 }
 
 // TestInMemoryHop: a Route naming another local service reaches it in
 // memory, with the Route popped and no Via added, and its answer comes
 // back.
 func TestInMemoryHop(t *testing.T) {
-	uas := newEndpoint(t, remoteIP)
+	uas := endpoint.New(t, endpoint.RemoteIP, "uas")
 	seen := make(chan *Txn, 1)
 	first := ServiceFunc(func(tx *Txn) {
 		tx.Forward(Fork{Targets: []Target{{Routes: []sip.Uri{mustURI(t, "sip:second.test;lr")}}}})
 	})
 	second := ServiceFunc(func(tx *Txn) {
 		seen <- tx
-		u := mustURI(t, uas.uri("bob"))
+		u := mustURI(t, uas.URI("bob"))
 		tx.Forward(Fork{Targets: []Target{{URI: &u}}})
 	})
 	r := newRig(t, Config{Names: map[string]string{"second.test": "second"}}, "first",
 		map[string]Service{"first": first, "second": second})
-	caller := newEndpoint(t, remoteIP)
-	inv := caller.invite("mem1", "sip:bob@example.com")
-	caller.send(r.udpAddr(), inv)
+	caller := endpoint.New(t, endpoint.RemoteIP, "uas")
+	inv := invite(caller, "mem1", "sip:bob@example.com")
+	caller.Send(r.udpAddr(), inv)
 	var tx *Txn
 	select {
 	case tx = <-seen:
-	case <-time.After(hangGuard):
+	case <-time.After(endpoint.HangGuard):
 		t.Fatal("second service never reached")
 	}
 	if tx.Route == nil || tx.Route.Host != "second.test" {
@@ -290,8 +292,8 @@ func TestInMemoryHop(t *testing.T) {
 	if !tx.Src.Local || tx.Src.From != "first" || !tx.Src.Trusted {
 		t.Errorf("Src = %+v, want a local hop from first", tx.Src)
 	}
-	in := uas.request(sip.INVITE)
-	req := in.req()
+	in := uas.Request(sip.INVITE)
+	req := in.Req()
 	if req.Route() != nil {
 		t.Errorf("Route left: %s", req.Route().Value())
 	}
@@ -301,10 +303,10 @@ func TestInMemoryHop(t *testing.T) {
 	if mf := req.MaxForwards().Val(); mf != 68 {
 		t.Errorf("Max-Forwards = %d, want 68 (one per service)", mf)
 	}
-	uas.answer(in, 180, "Ringing")
-	caller.response("mem1", sip.INVITE, 180)
-	ok := uas.answer(in, 200, "OK")
-	got := caller.response("mem1", sip.INVITE, 200).res()
+	uas.Answer(in, 180, "Ringing")
+	caller.Response("mem1", sip.INVITE, 180)
+	ok := uas.Answer(in, 200, "OK")
+	got := caller.Response("mem1", sip.INVITE, 200).Res()
 	if mustTag(got) != mustTag(ok) {
 		t.Errorf("200 To tag %q, want %q", mustTag(got), mustTag(ok))
 	}
@@ -312,17 +314,17 @@ func TestInMemoryHop(t *testing.T) {
 		t.Errorf("caller's 200 has %d Vias, want 1", n)
 	}
 	ack2xx(t, caller, r, inv, got)
-	uas.request(sip.ACK)
+	uas.Request(sip.ACK)
 }
 
 // TestRecordRouteAndInDialog: Fork.RecordRoute entries go on top in
 // order, and a BYE along the recorded route pops the node's entries and
 // reaches the flow the last popped token names.
 func TestRecordRouteAndInDialog(t *testing.T) {
-	callee := newEndpoint(t, remoteIP)
+	callee := endpoint.New(t, endpoint.RemoteIP, "uas")
 	var r *rig
 	svc := ServiceFunc(func(tx *Txn) {
-		u := mustURI(t, callee.uri("bob"))
+		u := mustURI(t, callee.URI("bob"))
 		tok := tx.FlowToken()
 		tx.Forward(Fork{
 			Targets: []Target{{URI: &u}},
@@ -333,12 +335,12 @@ func TestRecordRouteAndInDialog(t *testing.T) {
 		})
 	})
 	r = newRig(t, Config{}, "edge", map[string]Service{"edge": svc})
-	caller := newEndpoint(t, remoteIP)
-	inv := caller.invite("rr1", "sip:bob@example.com")
-	caller.send(r.udpAddr(), inv)
-	in := callee.request(sip.INVITE)
-	rr := headerValues(in.req(), "Record-Route")
-	tok := r.core.flowToken("UDP", r.udp, caller.addr())
+	caller := endpoint.New(t, endpoint.RemoteIP, "uas")
+	inv := invite(caller, "rr1", "sip:bob@example.com")
+	caller.Send(r.udpAddr(), inv)
+	in := callee.Request(sip.INVITE)
+	rr := endpoint.HeaderValues(in.Req(), "Record-Route")
+	tok := r.core.flowToken("UDP", r.udp, caller.Addr())
 	want := []string{
 		fmt.Sprintf("<sip:127.0.0.1:%d;transport=tcp;lr>", r.tcp),
 		fmt.Sprintf("<sip:%s@127.0.0.1:%d;lr>", tok, r.udp),
@@ -346,17 +348,17 @@ func TestRecordRouteAndInDialog(t *testing.T) {
 	if strings.Join(rr, ",") != strings.Join(want, ",") {
 		t.Errorf("Record-Route = %q, want %q", rr, want)
 	}
-	ok := callee.answer(in, 200, "OK")
-	got := caller.response("rr1", sip.INVITE, 200).res()
+	ok := callee.Answer(in, 200, "OK")
+	got := caller.Response("rr1", sip.INVITE, 200).Res()
 	ack2xx(t, caller, r, inv, got)
-	callee.request(sip.ACK)
+	callee.Request(sip.ACK)
 
 	// The callee hangs up along the route set it learnt (the Record-Route
 	// in order). The caller's Contact is unreachable: only the flow token
 	// leads back.
-	bye := reqText([]string{
+	bye := endpoint.ReqText([]string{
 		"BYE sip:alice@192.0.2.99:5060 SIP/2.0",
-		"Via: SIP/2.0/UDP " + callee.addr() + ";branch=z9hG4bKbye1;rport",
+		"Via: SIP/2.0/UDP " + callee.Addr() + ";branch=z9hG4bKbye1;rport",
 		"Max-Forwards: 70",
 		"Route: " + want[0],
 		"Route: " + want[1],
@@ -365,16 +367,16 @@ func TestRecordRouteAndInDialog(t *testing.T) {
 		"Call-ID: rr1",
 		"CSeq: 1 BYE",
 	}, "")
-	callee.send(r.udpAddr(), bye)
-	in = caller.request(sip.BYE)
-	if in.req().Route() != nil {
-		t.Errorf("BYE still has Route %s", in.req().Route().Value())
+	callee.Send(r.udpAddr(), bye)
+	in = caller.Request(sip.BYE)
+	if in.Req().Route() != nil {
+		t.Errorf("BYE still has Route %s", in.Req().Route().Value())
 	}
-	if in.req().Recipient.Host != "192.0.2.99" {
-		t.Errorf("BYE Request-URI %s changed", in.req().Recipient.String())
+	if in.Req().Recipient.Host != "192.0.2.99" {
+		t.Errorf("BYE Request-URI %s changed", in.Req().Recipient.String())
 	}
-	caller.answer(in, 200, "OK")
-	if res := callee.response("rr1", sip.BYE, 0).res(); res.StatusCode != 200 {
+	caller.Answer(in, 200, "OK")
+	if res := callee.Response("rr1", sip.BYE, 0).Res(); res.StatusCode != 200 {
 		t.Errorf("BYE answered %d, want 200", res.StatusCode)
 	}
 }
@@ -397,28 +399,28 @@ func TestTCPSwitch(t *testing.T) {
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			uas := newEndpoint(t, remoteIP)
+			uas := endpoint.New(t, endpoint.RemoteIP, "uas")
 			if tc.listen {
-				uas.listenTCP()
+				uas.ListenTCP()
 			}
-			r := newRig(t, Config{DisableTCPSwitch: tc.disable}, "fwd", map[string]Service{"fwd": forwardTo(t, uas.uri("bob"))})
-			caller := newEndpoint(t, remoteIP)
+			r := newRig(t, Config{DisableTCPSwitch: tc.disable}, "fwd", map[string]Service{"fwd": forwardTo(t, uas.URI("bob"))})
+			caller := endpoint.New(t, endpoint.RemoteIP, "uas")
 			callID := fmt.Sprintf("mtu%d", i)
-			caller.send(r.udpAddr(), caller.simple("MESSAGE", callID, "sip:bob@example.com",
+			caller.Send(r.udpAddr(), simple(caller, "MESSAGE", callID, "sip:bob@example.com",
 				"X-Padding: "+strings.Repeat("p", tc.size)))
-			in := uas.request(sip.MESSAGE)
-			if in.tcp != tc.wantTCP {
-				t.Errorf("arrived over TCP=%v, want %v", in.tcp, tc.wantTCP)
+			in := uas.Request(sip.MESSAGE)
+			if in.TCP != tc.wantTCP {
+				t.Errorf("arrived over TCP=%v, want %v", in.TCP, tc.wantTCP)
 			}
 			wantVia := "UDP"
 			if tc.wantTCP {
 				wantVia = "TCP"
 			}
-			if v := in.req().Via(); v.Transport != wantVia {
+			if v := in.Req().Via(); v.Transport != wantVia {
 				t.Errorf("Via transport %s, want %s", v.Transport, wantVia)
 			}
-			uas.answer(in, 200, "OK")
-			if res := caller.response(callID, sip.MESSAGE, 0).res(); res.StatusCode != 200 {
+			uas.Answer(in, 200, "OK")
+			if res := caller.Response(callID, sip.MESSAGE, 0).Res(); res.StatusCode != 200 {
 				t.Errorf("caller got %d", res.StatusCode)
 			}
 		})
@@ -483,24 +485,24 @@ func TestFlowTokens(t *testing.T) {
 
 	// A forged token in a Route does not redirect an in-dialog request:
 	// the entry is popped but no flow is used, so the Request-URI decides.
-	uas := newEndpoint(t, remoteIP)
-	caller := newEndpoint(t, remoteIP)
-	bye := reqText([]string{
-		"BYE " + uas.uri("bob") + " SIP/2.0",
-		"Via: SIP/2.0/UDP " + caller.addr() + ";branch=z9hG4bKforged;rport",
+	uas := endpoint.New(t, endpoint.RemoteIP, "uas")
+	caller := endpoint.New(t, endpoint.RemoteIP, "uas")
+	bye := endpoint.ReqText([]string{
+		"BYE " + uas.URI("bob") + " SIP/2.0",
+		"Via: SIP/2.0/UDP " + caller.Addr() + ";branch=z9hG4bKforged;rport",
 		"Max-Forwards: 70",
-		fmt.Sprintf("Route: <sip:%s@127.0.0.1:%d;lr>", other.core.flowToken("UDP", r.udp, caller.addr()), r.udp),
+		fmt.Sprintf("Route: <sip:%s@127.0.0.1:%d;lr>", other.core.flowToken("UDP", r.udp, caller.Addr()), r.udp),
 		"From: <sip:alice@example.com>;tag=a1",
 		"To: <sip:bob@example.com>;tag=b1",
 		"Call-ID: forged1",
 		"CSeq: 2 BYE",
 	}, "")
-	caller.send(r.udpAddr(), bye)
-	in := uas.request(sip.BYE)
-	uas.answer(in, 200, "OK")
-	caller.response("forged1", sip.BYE, 200)
-	for _, m := range caller.drain() {
-		if q := m.req(); q != nil {
+	caller.Send(r.udpAddr(), bye)
+	in := uas.Request(sip.BYE)
+	uas.Answer(in, 200, "OK")
+	caller.Response("forged1", sip.BYE, 200)
+	for _, m := range caller.Drain() {
+		if q := m.Req(); q != nil {
 			t.Errorf("caller was sent %s over the forged flow", q.Method)
 		}
 	}
@@ -510,11 +512,11 @@ func TestFlowTokens(t *testing.T) {
 // next Via.
 func TestStrayResponse(t *testing.T) {
 	r := newRig(t, Config{}, "", nil)
-	from, to := newEndpoint(t, remoteIP), newEndpoint(t, remoteIP)
+	from, to := endpoint.New(t, endpoint.RemoteIP, "uas"), endpoint.New(t, endpoint.RemoteIP, "uas")
 	res := strings.Join([]string{
 		"SIP/2.0 200 OK",
 		fmt.Sprintf("Via: SIP/2.0/UDP 127.0.0.1:%d;branch=z9hG4bKswnotransaction", r.udp),
-		"Via: SIP/2.0/UDP " + to.addr() + ";branch=z9hG4bKcaller",
+		"Via: SIP/2.0/UDP " + to.Addr() + ";branch=z9hG4bKcaller",
 		"From: <sip:alice@example.com>;tag=a1",
 		"To: <sip:bob@example.com>;tag=b1",
 		"Call-ID: stray1",
@@ -525,19 +527,19 @@ func TestStrayResponse(t *testing.T) {
 	}, "\r\n")
 	// The upstream has sent through this node before (its INVITE did):
 	// the node's transport knows its address.
-	to.send(r.udpAddr(), to.simple("OPTIONS", "straypoll0", fmt.Sprintf("sip:127.0.0.1:%d", r.udp)))
-	to.response("straypoll0", sip.OPTIONS, 200)
-	from.send(r.udpAddr(), res)
-	got := to.response("stray1", sip.INVITE, 200).res()
-	if vias := headerValues(got, "Via"); len(vias) != 1 || !strings.Contains(vias[0], "z9hG4bKcaller") {
+	to.Send(r.udpAddr(), simple(to, "OPTIONS", "straypoll0", fmt.Sprintf("sip:127.0.0.1:%d", r.udp)))
+	to.Response("straypoll0", sip.OPTIONS, 200)
+	from.Send(r.udpAddr(), res)
+	got := to.Response("stray1", sip.INVITE, 200).Res()
+	if vias := endpoint.HeaderValues(got, "Via"); len(vias) != 1 || !strings.Contains(vias[0], "z9hG4bKcaller") {
 		t.Errorf("relayed Vias %q, want only the caller's", vias)
 	}
 	// One whose top Via is not this node's is dropped.
-	from.send(r.udpAddr(), strings.Replace(res, fmt.Sprintf("127.0.0.1:%d", r.udp), "192.0.2.1:5060", 1))
-	to.send(r.udpAddr(), to.simple("OPTIONS", "straypoll", fmt.Sprintf("sip:127.0.0.1:%d", r.udp)))
-	to.response("straypoll", sip.OPTIONS, 200)
-	for _, m := range to.drain() {
-		if s := m.res(); s != nil && s.CallID().Value() == "stray1" {
+	from.Send(r.udpAddr(), strings.Replace(res, fmt.Sprintf("127.0.0.1:%d", r.udp), "192.0.2.1:5060", 1))
+	to.Send(r.udpAddr(), simple(to, "OPTIONS", "straypoll", fmt.Sprintf("sip:127.0.0.1:%d", r.udp)))
+	to.Response("straypoll", sip.OPTIONS, 200)
+	for _, m := range to.Drain() {
+		if s := m.Res(); s != nil && s.CallID().Value() == "stray1" {
 			t.Error("response with a foreign top Via relayed")
 		}
 	}
@@ -547,20 +549,20 @@ var coreBranch = regexp.MustCompile(`branch=` + branchCookie + `[0-9a-f]{10}`)
 
 // TestForwardedInviteGolden: the INVITE as the UAS receives it.
 func TestForwardedInviteGolden(t *testing.T) {
-	uas := newEndpoint(t, remoteIP)
-	r := newRig(t, Config{Rand: newRand(42)}, "fwd", map[string]Service{"fwd": forwardTo(t, uas.uri("bob"))})
-	caller := newEndpoint(t, remoteIP)
-	inv := caller.invite("golden1", "sip:bob@example.com", "Supported: timer", "Session-Expires: 1800")
-	caller.send(r.udpAddr(), inv)
-	in := uas.request(sip.INVITE)
+	uas := endpoint.New(t, endpoint.RemoteIP, "uas")
+	r := newRig(t, Config{Rand: newRand(42)}, "fwd", map[string]Service{"fwd": forwardTo(t, uas.URI("bob"))})
+	caller := endpoint.New(t, endpoint.RemoteIP, "uas")
+	inv := invite(caller, "golden1", "sip:bob@example.com", "Supported: timer", "Session-Expires: 1800")
+	caller.Send(r.udpAddr(), inv)
+	in := uas.Request(sip.INVITE)
 	// The loop hash covers the Request-URI, whose port is the UAS's
 	// random one; the rest of the branch comes from Config.Rand.
-	raw := coreBranch.ReplaceAllString(in.raw, "branch="+branchCookie+"LOOPHASH")
+	raw := coreBranch.ReplaceAllString(in.Raw, "branch="+branchCookie+"LOOPHASH")
 	golden(t, "forwarded-invite.golden", mask(raw, map[string]string{
-		caller.addr(): "CALLER", fmt.Sprint(caller.port()): "CALLERPORT",
-		fmt.Sprint(uas.port()): "UASPORT", fmt.Sprint(r.udp): "COREPORT",
+		caller.Addr(): "CALLER", fmt.Sprint(caller.Port()): "CALLERPORT",
+		fmt.Sprint(uas.Port()): "UASPORT", fmt.Sprint(r.udp): "COREPORT",
 	}))
-	uas.answer(in, 486, "Busy Here")
-	got := caller.response("golden1", sip.INVITE, 486).res()
-	caller.ackFailure(inv, got, r.udpAddr())
+	uas.Answer(in, 486, "Busy Here")
+	got := caller.Response("golden1", sip.INVITE, 486).Res()
+	caller.AckFailure(inv, got, r.udpAddr())
 }

@@ -9,12 +9,14 @@ import (
 	"testing"
 
 	"github.com/emiago/sipgo/sip"
+
+	"stillwater/sip/siptest/endpoint"
 )
 
 func TestOptionsPoll(t *testing.T) {
 	r := newRig(t, Config{UserAgent: "Stillwater-test"}, "", nil)
-	ue := newEndpoint(t, remoteIP)
-	uas := newEndpoint(t, remoteIP)
+	ue := endpoint.New(t, endpoint.RemoteIP, "uas")
+	uas := endpoint.New(t, endpoint.RemoteIP, "uas")
 	local := fmt.Sprintf("sip:127.0.0.1:%d", r.udp)
 	cases := []struct {
 		name    string
@@ -25,32 +27,32 @@ func TestOptionsPoll(t *testing.T) {
 		{name: "no route", ruri: local},
 		{name: "one local route", ruri: "sip:127.0.0.1", extra: []string{"Route: <" + local + ";lr>"}},
 		{name: "max-forwards 0 poll", ruri: local, extra: []string{"Max-Forwards: 0"}},
-		{name: "non-local uri", ruri: uas.uri("bob"), forward: true},
+		{name: "non-local uri", ruri: uas.URI("bob"), forward: true},
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			ue, uas := ue.on(t), uas.on(t)
+			ue, uas := ue.On(t), uas.On(t)
 			callID := fmt.Sprintf("opt%d", i)
-			text := ue.simple("OPTIONS", callID, tc.ruri, tc.extra...)
+			text := simple(ue, "OPTIONS", callID, tc.ruri, tc.extra...)
 			if len(tc.extra) > 0 && strings.HasPrefix(tc.extra[0], "Max-Forwards") {
 				text = strings.Replace(text, "Max-Forwards: 70\r\n", "", 1)
 			}
-			ue.send(r.udpAddr(), text)
+			ue.Send(r.udpAddr(), text)
 			if tc.forward {
-				got := uas.request(sip.OPTIONS)
-				if got.req().CallID().Value() != callID {
-					t.Fatalf("UAS got %s", got.req().CallID().Value())
+				got := uas.Request(sip.OPTIONS)
+				if got.Req().CallID().Value() != callID {
+					t.Fatalf("UAS got %s", got.Req().CallID().Value())
 				}
-				if mf := got.req().MaxForwards().Val(); mf != 69 {
+				if mf := got.Req().MaxForwards().Val(); mf != 69 {
 					t.Errorf("Max-Forwards = %d, want 69", mf)
 				}
-				uas.answer(got, 200, "OK")
+				uas.Answer(got, 200, "OK")
 			}
-			res := ue.response(callID, sip.OPTIONS, 0)
-			if res.res().StatusCode != 200 {
-				t.Fatalf("status %d, want 200", res.res().StatusCode)
+			res := ue.Response(callID, sip.OPTIONS, 0)
+			if res.Res().StatusCode != 200 {
+				t.Fatalf("status %d, want 200", res.Res().StatusCode)
 			}
-			allow := res.res().GetHeader("Allow")
+			allow := res.Res().GetHeader("Allow")
 			if tc.forward != (allow == nil) {
 				t.Errorf("Allow = %v: the node answered a forwarded OPTIONS itself, or did not answer its poll", allow)
 			}
@@ -58,12 +60,12 @@ func TestOptionsPoll(t *testing.T) {
 	}
 	// The node's own answer, as the poller sees it.
 	callID := "optgolden"
-	ue.send(r.udpAddr(), ue.simple("OPTIONS", callID, local))
-	res := ue.response(callID, sip.OPTIONS, 200)
+	ue.Send(r.udpAddr(), simple(ue, "OPTIONS", callID, local))
+	res := ue.Response(callID, sip.OPTIONS, 200)
 	// sipgo's server transaction adds a random To tag of its own.
-	raw := uuidTag.ReplaceAllString(res.raw, "tag=TOTAG")
+	raw := uuidTag.ReplaceAllString(res.Raw, "tag=TOTAG")
 	golden(t, "options-200.golden", mask(raw, map[string]string{
-		ue.addr(): "UE", fmt.Sprint(ue.port()): "UEPORT", fmt.Sprint(r.udp): "COREPORT",
+		ue.Addr(): "UE", fmt.Sprint(ue.Port()): "UEPORT", fmt.Sprint(r.udp): "COREPORT",
 	}))
 }
 
@@ -92,7 +94,7 @@ func mask(s string, repl map[string]string) string {
 func TestRequestValidation(t *testing.T) {
 	svc := ServiceFunc(func(tx *Txn) { tx.Reply(603, "Processed") })
 	r := newRig(t, Config{}, "svc", map[string]Service{"svc": svc})
-	ue := newEndpoint(t, remoteIP)
+	ue := endpoint.New(t, endpoint.RemoteIP, "uas")
 	cases := []struct {
 		name        string
 		method      string
@@ -112,19 +114,19 @@ func TestRequestValidation(t *testing.T) {
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			ue := ue.on(t)
+			ue := ue.On(t)
 			callID := fmt.Sprintf("val%d", i)
 			var text string
 			if tc.method == "INVITE" {
-				text = ue.invite(callID, tc.ruri, tc.extra...)
+				text = invite(ue, callID, tc.ruri, tc.extra...)
 			} else {
-				text = ue.simple(tc.method, callID, tc.ruri, tc.extra...)
+				text = simple(ue, tc.method, callID, tc.ruri, tc.extra...)
 			}
 			if tc.noMF {
 				text = strings.Replace(text, "Max-Forwards: 70\r\n", "", 1)
 			}
-			ue.send(r.udpAddr(), text)
-			res := ue.response(callID, sip.RequestMethod(tc.method), 0).res()
+			ue.Send(r.udpAddr(), text)
+			res := ue.Response(callID, sip.RequestMethod(tc.method), 0).Res()
 			if res.StatusCode != tc.code {
 				t.Fatalf("status %d %s, want %d", res.StatusCode, res.Reason, tc.code)
 			}
@@ -134,7 +136,7 @@ func TestRequestValidation(t *testing.T) {
 				}
 			}
 			if tc.method == "INVITE" {
-				ue.ackFailure(text, res, r.udpAddr())
+				ue.AckFailure(text, res, r.udpAddr())
 			}
 		})
 	}
@@ -144,46 +146,46 @@ func TestRequestValidation(t *testing.T) {
 // it is a loop (482); with a new Request-URI it is a spiral and proceeds.
 func TestLoopAndSpiral(t *testing.T) {
 	r := newRig(t, Config{}, "", nil)
-	ue := newEndpoint(t, remoteIP)
-	bouncer := newEndpoint(t, remoteIP)
-	final := newEndpoint(t, remoteIP)
+	ue := endpoint.New(t, endpoint.RemoteIP, "uas")
+	bouncer := endpoint.New(t, endpoint.RemoteIP, "uas")
+	final := endpoint.New(t, endpoint.RemoteIP, "uas")
 	cases := []struct {
 		name    string
 		newRURI string
 		code    int
 	}{
 		{name: "loop", code: 482},
-		{name: "spiral", newRURI: final.uri("carol"), code: 202},
+		{name: "spiral", newRURI: final.URI("carol"), code: 202},
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			ue, bouncer, final := ue.on(t), bouncer.on(t), final.on(t)
+			ue, bouncer, final := ue.On(t), bouncer.On(t), final.On(t)
 			callID := fmt.Sprintf("loop%d", i)
-			ue.send(r.udpAddr(), ue.simple("MESSAGE", callID, bouncer.uri("bob")))
-			got := bouncer.request(sip.MESSAGE)
+			ue.Send(r.udpAddr(), simple(ue, "MESSAGE", callID, bouncer.URI("bob")))
+			got := bouncer.Request(sip.MESSAGE)
 			// The bouncer proxies the request straight back to the node.
-			back := got.req().Clone()
-			v := &sip.ViaHeader{ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: "UDP", Host: remoteIP,
-				Port: bouncer.port(), Params: sip.NewParams()}
+			back := got.Req().Clone()
+			v := &sip.ViaHeader{ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: "UDP", Host: endpoint.RemoteIP,
+				Port: bouncer.Port(), Params: sip.NewParams()}
 			v.Params.Add("branch", "z9hG4bKbounce"+callID)
 			back.PrependHeader(v)
 			if tc.newRURI != "" {
 				back.Recipient = mustURI(t, tc.newRURI)
 			}
-			bouncer.send(r.udpAddr(), back)
+			bouncer.Send(r.udpAddr(), back)
 			if tc.newRURI != "" {
-				fin := final.request(sip.MESSAGE)
-				if n := len(fin.req().GetHeaders("Via")); n != 4 {
+				fin := final.Request(sip.MESSAGE)
+				if n := len(fin.Req().GetHeaders("Via")); n != 4 {
 					t.Errorf("spiralled request has %d Vias, want 4", n)
 				}
-				final.answer(fin, 202, "Accepted")
+				final.Answer(fin, 202, "Accepted")
 			}
-			res := bouncer.response(callID, sip.MESSAGE, 0).res()
+			res := bouncer.Response(callID, sip.MESSAGE, 0).Res()
 			if res.StatusCode != tc.code {
 				t.Fatalf("bounced request got %d %s, want %d", res.StatusCode, res.Reason, tc.code)
 			}
-			bouncer.answer(got, res.StatusCode, res.Reason)
-			if up := ue.response(callID, sip.MESSAGE, 0).res(); up.StatusCode != tc.code {
+			bouncer.Answer(got, res.StatusCode, res.Reason)
+			if up := ue.Response(callID, sip.MESSAGE, 0).Res(); up.StatusCode != tc.code {
 				t.Errorf("caller got %d, want %d", up.StatusCode, tc.code)
 			}
 		})
@@ -264,7 +266,7 @@ func TestTorture(t *testing.T) {
 			// A core of its own: several messages share a Via branch and
 			// sent-by, which would make one a retransmission of another.
 			r := newRig(t, Config{}, "svc", map[string]Service{"svc": svc})
-			ue := newEndpoint(t, remoteIP)
+			ue := endpoint.New(t, endpoint.RemoteIP, "uas")
 			data, err := os.ReadFile(filepath.Join("..", "sipcheck", "testdata", tc.file))
 			if err != nil {
 				t.Fatal(err)
@@ -277,17 +279,17 @@ func TestTorture(t *testing.T) {
 			ours := func(s *sip.Response) bool {
 				return s != nil && s.CallID() != nil && callID != "" && strings.HasPrefix(s.CallID().Value(), callID+".")
 			}
-			ue.send(r.udpAddr(), string(data))
+			ue.Send(r.udpAddr(), string(data))
 			switch tc.outcome {
 			case answered, processed:
 				want := tc.code
 				if tc.outcome == processed {
 					want = 699
 				}
-				got := ue.wait(fmt.Sprintf("%d for %s", want, tc.file), func(m rx) bool {
-					s := m.res()
+				got := ue.Wait(fmt.Sprintf("%d for %s", want, tc.file), func(m endpoint.Rx) bool {
+					s := m.Res()
 					return ours(s) && s.StatusCode >= 200
-				}).res()
+				}).Res()
 				if got.StatusCode != want {
 					t.Errorf("status %d %s, want %d", got.StatusCode, got.Reason, want)
 				}
@@ -295,11 +297,11 @@ func TestTorture(t *testing.T) {
 			// The node still answers a poll; for a dropped message nothing
 			// has come back by then.
 			poll := fmt.Sprintf("torturepoll%d", i)
-			ue.send(r.udpAddr(), ue.simple("OPTIONS", poll, fmt.Sprintf("sip:127.0.0.1:%d", r.udp)))
-			ue.response(poll, sip.OPTIONS, 200)
+			ue.Send(r.udpAddr(), simple(ue, "OPTIONS", poll, fmt.Sprintf("sip:127.0.0.1:%d", r.udp)))
+			ue.Response(poll, sip.OPTIONS, 200)
 			if tc.outcome == dropped && callID != "" {
-				for _, m := range ue.drain() {
-					if s := m.res(); ours(s) {
+				for _, m := range ue.Drain() {
+					if s := m.Res(); ours(s) {
 						t.Errorf("dropped message answered %d %s", s.StatusCode, s.Reason)
 					}
 				}

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"stillwater/sip/resolve/dnstest"
 )
 
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
@@ -250,16 +252,16 @@ func TestResolve(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := startDNS(t, zone...)
-			r := newTestResolver(t, newFakeClock(), tc.opts, srv.addr)
+			srv := dnstest.Start(t, dnstest.Options{TCP: true}, zone...)
+			r := newTestResolver(t, newFakeClock(), tc.opts, srv.Addr())
 			got, err := r.Resolve(context.Background(), tc.host, tc.port, tc.transport, tc.secure)
 			switch {
 			case tc.errSubstr != "":
 				if err == nil || !strings.Contains(err.Error(), tc.errSubstr) {
 					t.Fatalf("err = %v, want one containing %q", err, tc.errSubstr)
 				}
-				if srv.total() != 0 {
-					t.Errorf("bad input sent %d DNS queries", srv.total())
+				if srv.Total() != 0 {
+					t.Errorf("bad input sent %d DNS queries", srv.Total())
 				}
 				return
 			case tc.wantErr != nil:
@@ -274,7 +276,7 @@ func TestResolve(t *testing.T) {
 				t.Errorf("targets:\n got %q\nwant %q", g, tc.want)
 			}
 			for _, q := range tc.noQuery {
-				if n := srv.count(q.name, q.typ); n != 0 {
+				if n := srv.Count(q.name, q.typ); n != 0 {
 					t.Errorf("%d %s queries for %s, want none", n, q.typ, q.name)
 				}
 			}
@@ -322,8 +324,7 @@ func TestOrderSRV(t *testing.T) {
 }
 
 func TestSRVPrioritiesAndWeights(t *testing.T) {
-	srv := startDNS(t,
-		`_sip._tcp.cluster.test. 300 IN SRV 10 60 5054 n1.cluster.test.`,
+	srv := dnstest.Start(t, dnstest.Options{TCP: true}, `_sip._tcp.cluster.test. 300 IN SRV 10 60 5054 n1.cluster.test.`,
 		`_sip._tcp.cluster.test. 300 IN SRV 10 30 5054 n2.cluster.test.`,
 		`_sip._tcp.cluster.test. 300 IN SRV 10 10 5054 n3.cluster.test.`,
 		`_sip._tcp.cluster.test. 300 IN SRV 20 100 5054 backup.cluster.test.`,
@@ -332,7 +333,7 @@ func TestSRVPrioritiesAndWeights(t *testing.T) {
 		`n3.cluster.test. 300 IN A 192.0.2.3`,
 		`backup.cluster.test. 300 IN A 192.0.2.9`,
 	)
-	r := newTestResolver(t, newFakeClock(), nil, srv.addr)
+	r := newTestResolver(t, newFakeClock(), nil, srv.Addr())
 	const runs = 3000
 	first := map[string]int{}
 	for range runs {
@@ -356,15 +357,15 @@ func TestSRVPrioritiesAndWeights(t *testing.T) {
 			t.Errorf("%s first in %.3f of lists, want about %.2f", host, got, share)
 		}
 	}
-	if n := srv.count("_sip._tcp.cluster.test", "SRV"); n != 1 {
+	if n := srv.Count("_sip._tcp.cluster.test", "SRV"); n != 1 {
 		t.Errorf("%d SRV queries for %d cached resolutions, want 1", n, runs)
 	}
 }
 
 func TestTTLExpiry(t *testing.T) {
-	srv := startDNS(t, `host.test. 60 IN A 192.0.2.1`)
+	srv := dnstest.Start(t, dnstest.Options{TCP: true}, `host.test. 60 IN A 192.0.2.1`)
 	clock := newFakeClock()
-	r := newTestResolver(t, clock, nil, srv.addr)
+	r := newTestResolver(t, clock, nil, srv.Addr())
 	ctx := context.Background()
 
 	steps := []struct {
@@ -381,7 +382,7 @@ func TestTTLExpiry(t *testing.T) {
 	for i, s := range steps {
 		clock.Advance(s.advance)
 		if s.zone != nil {
-			srv.setZone(t, s.zone...)
+			srv.SetZone(t, s.zone...)
 		}
 		ts, err := r.Resolve(ctx, "host.test", 5060, "", false)
 		if err != nil {
@@ -390,16 +391,16 @@ func TestTTLExpiry(t *testing.T) {
 		if got := ts[0].Addr.String(); got != s.want {
 			t.Errorf("step %d: addr %s, want %s", i, got, s.want)
 		}
-		if n := srv.count("host.test", "A"); n != s.aQueries {
+		if n := srv.Count("host.test", "A"); n != s.aQueries {
 			t.Errorf("step %d: %d A queries, want %d", i, n, s.aQueries)
 		}
 	}
 }
 
 func TestNegativeCaching(t *testing.T) {
-	srv := startDNS(t, zone...) // the SOA minimum is 30 s
+	srv := dnstest.Start(t, dnstest.Options{TCP: true}, zone...) // the SOA minimum is 30 s
 	clock := newFakeClock()
-	r := newTestResolver(t, clock, nil, srv.addr)
+	r := newTestResolver(t, clock, nil, srv.Addr())
 	ctx := context.Background()
 	for i, s := range []struct {
 		advance time.Duration
@@ -409,7 +410,7 @@ func TestNegativeCaching(t *testing.T) {
 		if _, err := r.Resolve(ctx, "nx.test", 0, "", false); !errors.Is(err, ErrNotFound) {
 			t.Fatalf("step %d: err = %v, want ErrNotFound", i, err)
 		}
-		if n := srv.count("nx.test", "NAPTR"); n != s.queries {
+		if n := srv.Count("nx.test", "NAPTR"); n != s.queries {
 			t.Errorf("step %d: %d NAPTR queries, want %d", i, n, s.queries)
 		}
 	}
@@ -418,16 +419,16 @@ func TestNegativeCaching(t *testing.T) {
 func TestStaleWhileServersFail(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		mode int32
+		mode dnstest.Mode
 	}{
-		{"SERVFAIL", modeServfail},
-		{"REFUSED", modeRefused},
-		{"timeout", modeDrop},
+		{"SERVFAIL", dnstest.ServFail},
+		{"REFUSED", dnstest.Refused},
+		{"timeout", dnstest.Drop},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := startDNS(t, `host.test. 60 IN A 192.0.2.1`)
+			srv := dnstest.Start(t, dnstest.Options{TCP: true}, `host.test. 60 IN A 192.0.2.1`)
 			clock := newFakeClock()
-			r := newTestResolver(t, clock, nil, srv.addr)
+			r := newTestResolver(t, clock, nil, srv.Addr())
 			ctx := context.Background()
 			resolve := func(step string) string {
 				t.Helper()
@@ -439,24 +440,24 @@ func TestStaleWhileServersFail(t *testing.T) {
 			}
 
 			resolve("warm")
-			srv.mode.Store(tc.mode)
+			srv.SetMode(tc.mode)
 			clock.Advance(2 * time.Minute)
 			if got := resolve("expired, servers failing"); got != "192.0.2.1" {
 				t.Errorf("stale answer %s, want 192.0.2.1", got)
 			}
-			if n := srv.count("host.test", "A"); n != 2 {
+			if n := srv.Count("host.test", "A"); n != 2 {
 				t.Errorf("%d A queries, want 2 (warm + failed refresh)", n)
 			}
 			// Within StaleRetry the stale entry is served without asking.
 			clock.Advance(DefaultStaleRetry - time.Second)
 			resolve("held back")
-			if n := srv.count("host.test", "A"); n != 2 {
+			if n := srv.Count("host.test", "A"); n != 2 {
 				t.Errorf("%d A queries during the retry hold-off, want 2", n)
 			}
 			// The servers recover with a new address: the next refresh after
 			// the hold-off picks it up.
-			srv.setZone(t, `host.test. 60 IN A 192.0.2.7`)
-			srv.mode.Store(modeAnswer)
+			srv.SetZone(t, `host.test. 60 IN A 192.0.2.7`)
+			srv.SetMode(dnstest.Answer)
 			clock.Advance(time.Second)
 			if got := resolve("recovered"); got != "192.0.2.7" {
 				t.Errorf("after recovery %s, want 192.0.2.7", got)
@@ -480,10 +481,10 @@ func deadServer(t *testing.T) netip.AddrPort {
 }
 
 func TestServerFailover(t *testing.T) {
-	live := startDNS(t, `host.test. 60 IN A 192.0.2.1`)
-	failing := startDNS(t)
-	failing.mode.Store(modeServfail)
-	r := newTestResolver(t, newFakeClock(), nil, deadServer(t), failing.addr, live.addr)
+	live := dnstest.Start(t, dnstest.Options{TCP: true}, `host.test. 60 IN A 192.0.2.1`)
+	failing := dnstest.Start(t, dnstest.Options{TCP: true})
+	failing.SetMode(dnstest.ServFail)
+	r := newTestResolver(t, newFakeClock(), nil, deadServer(t), failing.Addr(), live.Addr())
 	ts, err := r.Resolve(context.Background(), "host.test", 5060, "", false)
 	if err != nil {
 		t.Fatalf("Resolve: %v", err)
@@ -491,15 +492,15 @@ func TestServerFailover(t *testing.T) {
 	if got := ts[0].Addr.String(); got != "192.0.2.1:5060" {
 		t.Errorf("addr %s, want 192.0.2.1:5060", got)
 	}
-	if failing.count("host.test", "A") != 1 || live.count("host.test", "A") != 1 {
-		t.Errorf("queries: failing %d, live %d; want 1 each", failing.count("host.test", "A"), live.count("host.test", "A"))
+	if failing.Count("host.test", "A") != 1 || live.Count("host.test", "A") != 1 {
+		t.Errorf("queries: failing %d, live %d; want 1 each", failing.Count("host.test", "A"), live.Count("host.test", "A"))
 	}
 }
 
 func TestUnavailableWithoutCache(t *testing.T) {
-	srv := startDNS(t, zone...)
-	srv.mode.Store(modeServfail)
-	r := newTestResolver(t, newFakeClock(), nil, srv.addr, deadServer(t))
+	srv := dnstest.Start(t, dnstest.Options{TCP: true}, zone...)
+	srv.SetMode(dnstest.ServFail)
+	r := newTestResolver(t, newFakeClock(), nil, srv.Addr(), deadServer(t))
 	_, err := r.Resolve(context.Background(), "a.test", 0, "", false)
 	if !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("err = %v, want ErrUnavailable", err)
@@ -510,9 +511,9 @@ func TestUnavailableWithoutCache(t *testing.T) {
 }
 
 func TestTruncatedAnswerRetriedOverTCP(t *testing.T) {
-	srv := startDNS(t, `a.test. 60 IN A 192.0.2.30`)
-	srv.truncateUDP.Store(true)
-	r := newTestResolver(t, newFakeClock(), nil, srv.addr)
+	srv := dnstest.Start(t, dnstest.Options{TCP: true}, `a.test. 60 IN A 192.0.2.30`)
+	srv.TruncateUDP(true)
+	r := newTestResolver(t, newFakeClock(), nil, srv.Addr())
 	ts, err := r.Resolve(context.Background(), "a.test", 5060, "", false)
 	if err != nil {
 		t.Fatalf("Resolve: %v", err)
@@ -520,14 +521,14 @@ func TestTruncatedAnswerRetriedOverTCP(t *testing.T) {
 	if got := ts[0].Addr.String(); got != "192.0.2.30:5060" {
 		t.Errorf("addr %s, want 192.0.2.30:5060", got)
 	}
-	if n := srv.count("a.test", "A"); n != 2 {
+	if n := srv.Count("a.test", "A"); n != 2 {
 		t.Errorf("%d A queries, want 2 (UDP truncated, then TCP)", n)
 	}
 }
 
 func TestConcurrentLookupsShareOneQuery(t *testing.T) {
-	srv := startDNS(t, zone...)
-	r := newTestResolver(t, newFakeClock(), nil, srv.addr)
+	srv := dnstest.Start(t, dnstest.Options{TCP: true}, zone...)
+	r := newTestResolver(t, newFakeClock(), nil, srv.Addr())
 	var wg sync.WaitGroup
 	errs := make(chan error, 16)
 	for range 16 {
@@ -547,21 +548,20 @@ func TestConcurrentLookupsShareOneQuery(t *testing.T) {
 		}
 	}
 	for _, q := range [][2]string{{"example.test", "NAPTR"}, {"_sip._tcp.example.test", "SRV"}, {"sprout-1.example.test", "A"}} {
-		if n := srv.count(q[0], q[1]); n != 1 {
+		if n := srv.Count(q[0], q[1]); n != 1 {
 			t.Errorf("%d %s queries for %s, want 1", n, q[1], q[0])
 		}
 	}
 }
 
 func TestBlacklist(t *testing.T) {
-	srv := startDNS(t,
-		`_sip._tcp.pair.test. 300 IN SRV 1 0 5054 one.pair.test.`,
+	srv := dnstest.Start(t, dnstest.Options{TCP: true}, `_sip._tcp.pair.test. 300 IN SRV 1 0 5054 one.pair.test.`,
 		`_sip._tcp.pair.test. 300 IN SRV 2 0 5054 two.pair.test.`,
 		`one.pair.test. 300 IN A 192.0.2.1`,
 		`two.pair.test. 300 IN A 192.0.2.2`,
 	)
 	clock := newFakeClock()
-	r := newTestResolver(t, clock, nil, srv.addr)
+	r := newTestResolver(t, clock, nil, srv.Addr())
 	resolve := func() []string {
 		t.Helper()
 		ts, err := r.Resolve(context.Background(), "pair.test", 0, "tcp", false)
@@ -606,12 +606,11 @@ func TestBlacklist(t *testing.T) {
 }
 
 func TestLookupNAPTRForENUM(t *testing.T) {
-	srv := startDNS(t,
-		`4.3.2.1.5.5.5.1.e164.arpa. 300 IN NAPTR 100 20 "u" "E2U+sip" "!^.*$!sip:+15551234@example.test!" .`,
+	srv := dnstest.Start(t, dnstest.Options{TCP: true}, `4.3.2.1.5.5.5.1.e164.arpa. 300 IN NAPTR 100 20 "u" "E2U+sip" "!^.*$!sip:+15551234@example.test!" .`,
 		`4.3.2.1.5.5.5.1.e164.arpa. 300 IN NAPTR 100 10 "u" "E2U+sip" "!^(.*)$!sip:\\1@backup.test!" .`,
 		`4.3.2.1.5.5.5.1.e164.arpa. 300 IN NAPTR 50 90 "u" "E2U+tel" "!^.*$!tel:+15551234!" .`,
 	)
-	r := newTestResolver(t, newFakeClock(), nil, srv.addr)
+	r := newTestResolver(t, newFakeClock(), nil, srv.Addr())
 	got, err := r.LookupNAPTR(context.Background(), "4.3.2.1.5.5.5.1.e164.arpa")
 	if err != nil {
 		t.Fatalf("LookupNAPTR: %v", err)
@@ -688,7 +687,7 @@ func TestParseDNSJSON(t *testing.T) {
 }
 
 func TestOverrides(t *testing.T) {
-	srv := startDNS(t, zone...)
+	srv := dnstest.Start(t, dnstest.Options{TCP: true}, zone...)
 	data, err := os.ReadFile(filepath.Join("testdata", "dns.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -698,7 +697,7 @@ func TestOverrides(t *testing.T) {
 		t.Fatal(err)
 	}
 	overrides["gr.test"] = "a.test"
-	r := newTestResolver(t, newFakeClock(), func(o *Options) { o.Overrides = overrides }, srv.addr)
+	r := newTestResolver(t, newFakeClock(), func(o *Options) { o.Overrides = overrides }, srv.Addr())
 	ctx := context.Background()
 	check := func(step, want string) {
 		t.Helper()
@@ -711,7 +710,7 @@ func TestOverrides(t *testing.T) {
 		}
 	}
 	check("initial", "UDP 192.0.2.30:5060 gr.test")
-	if n := srv.count("gr.test", "A"); n != 0 {
+	if n := srv.Count("gr.test", "A"); n != 0 {
 		t.Errorf("%d queries for the overridden name, want 0", n)
 	}
 
@@ -780,8 +779,8 @@ func TestNew(t *testing.T) {
 }
 
 func BenchmarkResolveCached(b *testing.B) {
-	srv := startDNS(b, zone...)
-	r := newTestResolver(b, newFakeClock(), nil, srv.addr)
+	srv := dnstest.Start(b, dnstest.Options{TCP: true}, zone...)
+	r := newTestResolver(b, newFakeClock(), nil, srv.Addr())
 	ctx := context.Background()
 	if _, err := r.Resolve(ctx, "example.test", 0, "", false); err != nil {
 		b.Fatal(err)
