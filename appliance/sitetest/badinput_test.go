@@ -39,6 +39,22 @@ func TestBadInput(t *testing.T) {
 		}
 	})
 
+	t.Run("config validate", func(t *testing.T) {
+		dir := t.TempDir()
+		good := filepath.Join(dir, "fallback_ifcs.xml")
+		os.WriteFile(good, []byte(`<FallbackIFCsSet><InitialFilterCriteria><Priority>0</Priority>
+<ApplicationServer><ServerName>sip:as.example.com</ServerName><DefaultHandling>0</DefaultHandling></ApplicationServer>
+</InitialFilterCriteria></FallbackIFCsSet>`), 0o644)
+		if out, errOut, err := s.node(1).cli("config", "validate", "fallback_ifcs", good); err != nil || !strings.Contains(out, "is valid") {
+			t.Errorf("validating a good fallback_ifcs.xml: %v %q %q", err, out, errOut)
+		}
+		bad := filepath.Join(dir, "shared_ifcs.xml")
+		os.WriteFile(bad, []byte("<SharedIFCsSets>\n<SharedIFCsSet><SetID>x</SetID></SharedIFCsSet>\n</SharedIFCsSets>\n"), 0o644)
+		if _, errOut, err := s.node(1).cli("config", "validate", "shared_ifcs", bad); err == nil || !strings.Contains(errOut, "shared_ifcs.xml:2") {
+			t.Errorf("validating a bad shared_ifcs.xml: err %v, stderr %q; want a failure naming file and line", err, errOut)
+		}
+	})
+
 	t.Run("shared_config", func(t *testing.T) {
 		// The document in force: the first node's file plus the Ellis
 		// secrets the site generated when it was created.

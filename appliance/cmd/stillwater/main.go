@@ -40,6 +40,7 @@ commands:
   restore <file>                   restore a backup onto this (fresh) site
   config download <name> [file]    fetch shared configuration (default: stdout)
   config upload <name> [file]      validate and upload shared configuration
+  config validate <name> [file]    check a shared configuration file offline
                                    (default file: the name's Clearwater file name)
   users create|update|delete|display|list|import ...
                                    provision subscribers (clearwater-prov-tools)
@@ -299,7 +300,7 @@ func backup(s *appliance.Settings, file string, out io.Writer) error {
 
 func configCmd(s *appliance.Settings, args []string, out io.Writer) error {
 	if len(args) < 2 || len(args) > 3 {
-		return errors.New("config: want download|upload <name> [file]")
+		return errors.New("config: want download|upload|validate <name> [file]")
 	}
 	name := args[1]
 	if config.FileName(name) == "" {
@@ -319,6 +320,22 @@ func configCmd(s *appliance.Settings, args []string, out io.Writer) error {
 			return err
 		}
 		return f.Close()
+	case "validate":
+		// Offline, as cw-validate_shared_ifcs_xml and friends were: no node
+		// is needed.
+		file := config.FileName(name)
+		if len(args) == 3 {
+			file = args[2]
+		}
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return err
+		}
+		if err := config.Validate(name, b); err != nil {
+			return fmt.Errorf("%s is not valid:\n%w", file, err)
+		}
+		fmt.Fprintf(out, "%s is valid\n", file)
+		return nil
 	case "upload":
 		file := config.FileName(name)
 		if len(args) == 3 {
