@@ -364,10 +364,20 @@ func (n *Node) startSIP() error {
 		CDF: cfg.String("cdf_identity"), PBXes: pbxes, PBXServiceRoute: pbxRoute, TrustedPeers: peers,
 		Logger: n.log,
 	}))
+	homeSet := map[string]bool{}
+	for _, d := range homes {
+		homeSet[strings.ToLower(d)] = true
+	}
+	var icBGCF *sip.Uri
+	if cfg.Int("bgcf") != 0 {
+		icBGCF = &bgcfURI
+	}
 	ic := icscf.New(icscf.Options{
 		HSS: n.IMS.HSS, Default: scscfURI,
 		IsLocal: func(u sip.Uri) bool { _, ok := core.LocalService(&u); return ok },
-		Logger:  n.log,
+		ENUM:    &n.SIP.enum, BGCF: icBGCF,
+		IsHome: func(h string) bool { return homeSet[strings.ToLower(h)] },
+		Logger: n.log,
 	})
 	core.Handle("icscf", ic)
 	icscfRoute := icscfURI

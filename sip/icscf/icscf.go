@@ -34,6 +34,13 @@ type Options struct {
 	Default sip.Uri
 	// Rand orders servers of equal priority by weight; nil seeds one.
 	Rand *rand.Rand
+	// ENUM, if set, translates numbers the HSS does not know; the result
+	// goes to the BGCF unless IsHome says its domain is ours.
+	ENUM interface {
+		Translate(ctx context.Context, number string) (string, error)
+	}
+	BGCF   *sip.Uri
+	IsHome func(host string) bool
 	// IsLocal reports whether an S-CSCF URI is served by this site's nodes
 	// (any of which can serve any subscriber).
 	IsLocal func(sip.Uri) bool
@@ -95,7 +102,11 @@ func (c *ICSCF) register(t *proxy.Txn) {
 	c.forward(t, c.candidates(rd))
 }
 
-func (c *ICSCF) terminating(t *proxy.Txn) {
+func (c *ICSCF) terminating(t *proxy.Txn) { c.locate(t, true) }
+
+// locate finds the S-CSCF serving the Request-URI; withENUM allows one ENUM
+// translation of a number the HSS does not know.
+func (c *ICSCF) locate(t *proxy.Txn, withENUM bool) {
 	impu := header.Canonical(t.Req.Recipient)
 	if t.Req.Recipient.UriParams != nil {
 		if v, ok := t.Req.Recipient.UriParams.Get("user"); ok && strings.EqualFold(v, "phone") {
@@ -104,6 +115,11 @@ func (c *ICSCF) terminating(t *proxy.Txn) {
 	}
 	rd, err := c.o.HSS.RegData(t.Context(), impu)
 	switch {
+	case errors.Is(err, hss.ErrNotFound) && strings.HasPrefix(impu, "tel:") && c.o.ENUM != nil && withENUM:
+		// A number the HSS does not know may belong to another network
+		// (ENUM guide: the I-CSCF translates it and routes the result).
+		c.enumRoute(t, strings.TrimPrefix(impu, "tel:"))
+		return
 	case errors.Is(err, hss.ErrNotFound):
 		t.Reply(404, "Not Found")
 		return
@@ -119,6 +135,36 @@ func (c *ICSCF) terminating(t *proxy.Txn) {
 		}
 	}
 	c.forward(t, c.candidates(rd))
+}
+
+// enumRoute translates a number by ENUM: a home result is looked up again,
+// anything else goes to the BGCF; no translation is 404.
+func (c *ICSCF) enumRoute(t *proxy.Txn, number string) {
+	uri, err := c.o.ENUM.Translate(t.Context(), number)
+	if err != nil {
+		t.Reply(404, "Not Found", warning("number not found by ENUM"))
+		return
+	}
+	var u sip.Uri
+	if sip.ParseUri(uri, &u) != nil {
+		t.Reply(404, "Not Found", warning("ENUM gave no SIP URI"))
+		return
+	}
+	t.Req.Recipient = u
+	if c.o.IsHome != nil && c.o.IsHome(u.Host) {
+		c.locate(t, false)
+		return
+	}
+	if c.o.BGCF == nil {
+		t.Forward(proxy.Fork{Targets: []proxy.Target{{}}})
+		return
+	}
+	b := *c.o.BGCF.Clone()
+	if b.UriParams == nil {
+		b.UriParams = sip.NewParams()
+	}
+	b.UriParams.Add("lr", "")
+	t.Forward(proxy.Fork{Targets: []proxy.Target{{Routes: []sip.Uri{b}}}})
 }
 
 // candidates lists the S-CSCFs to try: the assigned one, then the site's.

@@ -91,6 +91,7 @@ type Core struct {
 	tpl      *sip.TransportLayer
 	txl      *sip.TransactionLayer
 	hosts    map[string]bool
+	svcMu    sync.RWMutex
 	services map[string]Service
 	lns      []*boundListener
 	checker  sipcheck.Policy
@@ -174,7 +175,21 @@ func New(cfg Config) (*Core, error) {
 }
 
 // Handle registers the service reached by name.
-func (c *Core) Handle(name string, s Service) { c.services[name] = s }
+// It may be called while the core runs: a service is replaced for the
+// requests that arrive after.
+func (c *Core) Handle(name string, s Service) {
+	c.svcMu.Lock()
+	defer c.svcMu.Unlock()
+	c.services[name] = s
+}
+
+// service returns the service registered under name.
+func (c *Core) service(name string) (Service, bool) {
+	c.svcMu.RLock()
+	defer c.svcMu.RUnlock()
+	s, ok := c.services[name]
+	return s, ok
+}
 
 // Start binds every listener and serves them until ctx ends or Close.
 func (c *Core) Start(ctx context.Context) error {

@@ -270,7 +270,7 @@ func (c *Core) route(t *Txn, defaultService string) {
 }
 
 func (c *Core) serve(t *Txn, svc string) {
-	s, ok := c.services[svc]
+	s, ok := c.service(svc)
 	if !ok {
 		t.Reply(404, "Not Found", sip.NewHeader("Warning", `399 - "no service `+svc+` on this node"`))
 		return
@@ -308,7 +308,7 @@ func (c *Core) routeInDialog(t *Txn) {
 	flow := c.popLocalRoutes(t.Req)
 	if t.Req.Route() == nil && c.IsLocalHost(t.Req.Recipient.Host) {
 		if svc, ok := c.LocalService(&t.Req.Recipient); ok {
-			if _, exists := c.services[svc]; exists && t.Req.Recipient.User == "" {
+			if _, exists := c.service(svc); exists && t.Req.Recipient.User == "" {
 				t.Reply(481, "Call/Transaction Does Not Exist")
 				return
 			}
