@@ -3,6 +3,7 @@ package sitetest
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"mime"
 	"mime/multipart"
@@ -304,6 +305,28 @@ func TestISC(t *testing.T) {
 				checkThirdParty(t, got[want-1].req, ue.aor(), round.expires, label == "c")
 			}
 		}
+	})
+
+	t.Run("third-party register refused, session terminated", func(t *testing.T) {
+		// An AS that refuses the third-party REGISTER of an iFC with
+		// SESSION_TERMINATED has the user de-registered by the network
+		// (TS 24.229 §5.4.1.7).
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		as := newTestAS(t, "127.0.0.5")
+		refusing := ifcSpec{priority: 0, method: "REGISTER", sessionCase: -1, server: as.uri(asFailRegister, "e"), terminated: true}
+		u := ifcUser(t, n, number(), ifcDocument(refusing))
+		ue := registeredUE(t, ctx, n, u)
+		if _, err := as.hits.wait(ctx, "the refused third-party REGISTER", func(all []asHit) bool { return len(hitsOf(all, "e")) >= 1 }); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 30*time.Second, "the network to de-register "+ue.aor(), func() error {
+			b, err := n.bindingsOf(ue.aor())
+			if err == nil && len(b) != 0 {
+				err = fmt.Errorf("%d bindings left", len(b))
+			}
+			return err
+		})
 	})
 }
 

@@ -148,6 +148,8 @@ const (
 	asB2BUA    = "b2bua"    // answer the call after a new call back into the S-CSCF
 	asSilent   = "silent"   // never answer
 	asRegister = "reg"      // accept third-party REGISTERs
+	// asFailRegister refuses third-party REGISTERs with 500.
+	asFailRegister = "regfail"
 )
 
 // testAS is an application server (or SIP trunk) on 127.0.0.x. One
@@ -384,7 +386,12 @@ func (as *testAS) onBye(req *sip.Request, tx sip.ServerTransaction) {
 }
 
 func (as *testAS) onRegister(req *sip.Request, tx sip.ServerTransaction) {
-	as.hits.add(asHit{service: as.service(req), req: req.Clone()})
+	svc := as.service(req)
+	as.hits.add(asHit{service: svc, req: req.Clone()})
+	if mode, _, _ := strings.Cut(svc, "."); mode == asFailRegister {
+		as.respond(tx, req, 500, "Server Internal Error")
+		return
+	}
 	as.respond(tx, req, 200, "OK")
 }
 

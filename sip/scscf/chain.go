@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
+	"hash/fnv"
 	"strings"
 	"sync"
 
@@ -34,6 +35,10 @@ type chain struct {
 	Reg    bool // served user registered (for the CDIV case)
 	Pos    ifc.Position
 	Served string
+	// Profile identifies the served user's iFC document (a hash): a
+	// request coming back from an AS finds the parsed iFCs by it without
+	// asking the HSS again.
+	Profile uint64
 	// Target is the Request-URI the terminating chain started with: an AS
 	// that changes it has retargeted the call (TS 24.229 §5.4.3.3 step 3).
 	Target string
@@ -54,6 +59,7 @@ func (s *SCSCF) token(c chain) string {
 		b[2] |= 4
 	}
 	b = binary.BigEndian.AppendUint16(b, uint16(c.Pos.Next))
+	b = binary.BigEndian.AppendUint64(b, c.Profile)
 	for _, str := range []string{c.Served, c.Target} {
 		b = binary.BigEndian.AppendUint16(b, uint16(len(str)))
 		b = append(b, str...)
@@ -73,7 +79,7 @@ func (s *SCSCF) parseToken(tok string) (chain, error) {
 		return chain{}, errBadToken
 	}
 	b, err := base64.RawURLEncoding.DecodeString(raw)
-	if err != nil || len(b) < 5+4+odiMACLen || b[0] != 1 {
+	if err != nil || len(b) < 5+8+4+odiMACLen || b[0] != 1 {
 		return chain{}, errBadToken
 	}
 	body, mac := b[:len(b)-odiMACLen], b[len(b)-odiMACLen:]
@@ -85,7 +91,8 @@ func (s *SCSCF) parseToken(tok string) (chain, error) {
 	c := chain{Case: ifc.SessionCase(body[1]), Reg: body[2]&1 != 0}
 	c.Pos.Fallback, c.Pos.Matched = body[2]&2 != 0, body[2]&4 != 0
 	c.Pos.Next = int(binary.BigEndian.Uint16(body[3:5]))
-	rest := body[5:]
+	c.Profile = binary.BigEndian.Uint64(body[5:13])
+	rest := body[13:]
 	for _, dst := range []*string{&c.Served, &c.Target} {
 		if len(rest) < 2 {
 			return chain{}, errBadToken
@@ -128,8 +135,7 @@ func (c chain) originating() bool {
 // runChain invokes the next AS of the chain whose iFC the request matches,
 // or ends the chain: originating requests go on towards the callee,
 // terminating ones to the served user's bindings.
-func (s *SCSCF) runChain(t *proxy.Txn, c chain, rd *hss.RegData, rr []sip.Uri) {
-	ifcs := s.ifcsFor(rd, c.Served)
+func (s *SCSCF) runChain(t *proxy.Txn, c chain, ifcs []ifc.IFC, rr []sip.Uri) {
 	cfg := s.ifcCfg.Load()
 	f, pos, ok := cfg.Next(ifcs, c.Pos, t.Req, ifc.Case{Session: c.Case, Registered: c.Reg})
 	c.Pos = pos
@@ -138,13 +144,13 @@ func (s *SCSCF) runChain(t *proxy.Txn, c chain, rd *hss.RegData, rr []sip.Uri) {
 			t.Reply(400, "Bad Request", warning("no iFC matched the request (reject_if_no_matching_ifcs)"))
 			return
 		}
-		s.chainDone(t, c, rd, rr)
+		s.chainDone(t, c, rr)
 		return
 	}
 	as, err := asURI(f.AS.ServerName)
 	if err != nil {
 		s.log.Warn("iFC names an AS that is not a SIP URI; skipped", "served", c.Served, "as", f.AS.ServerName)
-		s.runChain(t, c, rd, rr)
+		s.runChain(t, c, ifcs, rr)
 		return
 	}
 	back := s.odiURI(c)
@@ -214,22 +220,29 @@ func (s *SCSCF) continueChain(t *proxy.Txn) {
 		return
 	}
 	t.Req.RemoveHeader("P-Served-User")
+	retargeted := !c.originating() && c.Target != "" && header.Canonical(t.Req.Recipient) != c.Target
+	if ifcs, ok := s.profiles.byHash(c.Profile); ok && !retargeted {
+		s.runChain(t, c, ifcs, nil)
+		return
+	}
 	rd, err := s.o.HSS.RegData(t.Context(), c.Served)
 	if err != nil {
 		s.hssFailure(t, c.Served, err)
 		return
 	}
-	if !c.originating() && c.Target != "" && header.Canonical(t.Req.Recipient) != c.Target {
+	if retargeted {
 		// An AS retargeted the call (diversion): the served user's
 		// originating-CDIV services run, then the request goes to its new
 		// target (TS 24.229 §5.4.3.3 step 3, §5.4.3.2).
 		c = chain{Case: ifc.OriginatingCDIV, Reg: rd.State == hss.Registered, Served: c.Served}
 	}
-	s.runChain(t, c, rd, nil)
+	ifcs, hash := s.ifcsFor(rd, c.Served)
+	c.Profile = hash
+	s.runChain(t, c, ifcs, nil)
 }
 
 // chainDone routes a request whose chain has ended.
-func (s *SCSCF) chainDone(t *proxy.Txn, c chain, rd *hss.RegData, rr []sip.Uri) {
+func (s *SCSCF) chainDone(t *proxy.Txn, c chain, rr []sip.Uri) {
 	if c.originating() {
 		s.onward(t, rr)
 		return
@@ -247,8 +260,8 @@ func (s *SCSCF) hssFailure(t *proxy.Txn, impu string, err error) {
 }
 
 // ifcsFor returns the served user's iFCs, parsed once per distinct
-// service profile document.
-func (s *SCSCF) ifcsFor(rd *hss.RegData, impu string) []ifc.IFC {
+// service profile document, and the document's hash.
+func (s *SCSCF) ifcsFor(rd *hss.RegData, impu string) ([]ifc.IFC, uint64) {
 	doc := ""
 	for _, p := range rd.ServiceProfiles {
 		for _, id := range p.PublicIDs {
@@ -261,15 +274,15 @@ func (s *SCSCF) ifcsFor(rd *hss.RegData, impu string) []ifc.IFC {
 		doc = rd.ServiceProfiles[0].IFC
 	}
 	if doc == "" {
-		return nil
+		return nil, 0
 	}
 	return s.profiles.get(doc, s.ifcCfg.Load(), s.log)
 }
 
-// profileCache keeps parsed iFCs by document, bounded.
+// profileCache keeps parsed iFCs by document hash, bounded.
 type profileCache struct {
 	mu sync.Mutex
-	m  map[string][]ifc.IFC
+	m  map[uint64][]ifc.IFC
 }
 
 const profileCacheSize = 4096
@@ -280,15 +293,30 @@ func (pc *profileCache) reset() {
 	pc.mu.Unlock()
 }
 
+func docHash(doc string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(doc))
+	return h.Sum64() | 1 // never 0, which means "no profile"
+}
+
+// byHash returns the iFCs of a document already parsed.
+func (pc *profileCache) byHash(h uint64) ([]ifc.IFC, bool) {
+	if h == 0 {
+		return nil, false
+	}
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	v, ok := pc.m[h]
+	return v, ok
+}
+
 func (pc *profileCache) get(doc string, cfg *ifc.Config, log interface {
 	Warn(msg string, args ...any)
-}) []ifc.IFC {
-	pc.mu.Lock()
-	if v, ok := pc.m[doc]; ok {
-		pc.mu.Unlock()
-		return v
+}) ([]ifc.IFC, uint64) {
+	h := docHash(doc)
+	if v, ok := pc.byHash(h); ok {
+		return v, h
 	}
-	pc.mu.Unlock()
 	p, errs := ifc.Parse([]byte(doc))
 	for _, e := range errs {
 		log.Warn("malformed iFC skipped", "err", e)
@@ -299,9 +327,9 @@ func (pc *profileCache) get(doc string, cfg *ifc.Config, log interface {
 	}
 	pc.mu.Lock()
 	if pc.m == nil || len(pc.m) >= profileCacheSize {
-		pc.m = map[string][]ifc.IFC{}
+		pc.m = map[uint64][]ifc.IFC{}
 	}
-	pc.m[doc] = ifcs
+	pc.m[h] = ifcs
 	pc.mu.Unlock()
-	return ifcs
+	return ifcs, h
 }

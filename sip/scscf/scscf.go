@@ -260,7 +260,8 @@ func (s *SCSCF) originating(t *proxy.Txn) {
 	if s.o.RecordRoute {
 		rr = []sip.Uri{s.rrURI()}
 	}
-	s.runChain(t, chain{Case: originatingCase(rd.State == hss.Registered), Served: user}, rd, rr)
+	ifcs, hash := s.ifcsFor(rd, user)
+	s.runChain(t, chain{Case: originatingCase(rd.State == hss.Registered), Served: user, Profile: hash}, ifcs, rr)
 }
 
 // onward routes an originating request whose services have run: to the
@@ -380,7 +381,8 @@ func (s *SCSCF) terminatingWith(t *proxy.Txn, rr []sip.Uri) {
 		}
 	}
 	reg := rd.State == hss.Registered
-	s.runChain(t, chain{Case: terminatingCase(reg), Reg: reg, Served: impu, Target: header.Canonical(uri)}, rd, rr)
+	ifcs, hash := s.ifcsFor(rd, impu)
+	s.runChain(t, chain{Case: terminatingCase(reg), Reg: reg, Served: impu, Target: header.Canonical(uri), Profile: hash}, ifcs, rr)
 }
 
 // deliver forks a request to the served user's bindings (or the one a GRUU

@@ -52,7 +52,7 @@ func (s *SCSCF) thirdParty(req *sip.Request, res *sip.Response, rd *hss.RegData,
 		if impu == "" || p.IFC == "" {
 			continue
 		}
-		ifcs := s.profiles.get(p.IFC, cfg, s.log)
+		ifcs, _ := s.profiles.get(p.IFC, cfg, s.log)
 		invoke, _ := cfg.Invocations(ifcs, req, ifc.Case{Session: ifc.OriginatingRegistered, Registration: regType})
 		for _, f := range invoke {
 			go s.sendThirdParty(f.AS, impu, req, res, expires)
