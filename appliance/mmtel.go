@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"stillwater/appliance/homer"
+	"stillwater/kv"
 	"stillwater/sip/mmtel"
 )
 
@@ -18,25 +20,57 @@ func (n *Node) mmtelOptions() mmtel.Options {
 	o := mmtel.Options{Logger: n.log, NationalPrefix: cfg.String("mmtel_national_prefix"),
 		InternationalPrefixes: cfg.List("mmtel_international_prefixes")}
 	if n.IMS.Homer != nil {
-		o.Store = mmtelStore{n.IMS.Homer}
+		o.Store = &mmtelStore{s: n.IMS.Homer, parsed: map[string]parsedSettings{}}
 	}
 	return o
 }
 
-// mmtelStore adapts Homer's store to the AS's view of a subscriber.
-type mmtelStore struct{ s *homer.Store }
+// mmtelStore adapts Homer's store to the AS's view of a subscriber. Every
+// call reads the document (so a change applies to the next call), but a
+// document is parsed again only when its version changes: the AS runs
+// twice per call and the XML parse would otherwise dominate its cost.
+type mmtelStore struct {
+	s      *homer.Store
+	mu     sync.Mutex
+	parsed map[string]parsedSettings
+}
+
+type parsedSettings struct {
+	version kv.Version
+	s       *mmtel.Settings
+}
+
+// mmtelParsedMax bounds the parse cache; it starts again when full.
+const mmtelParsedMax = 100000
 
 // Settings reads impu's simservs document; an identity without one has no
 // services.
-func (a mmtelStore) Settings(ctx context.Context, impu string) (*mmtel.Settings, error) {
-	ss, err := a.s.Settings(ctx, impu)
+func (a *mmtelStore) Settings(ctx context.Context, impu string) (*mmtel.Settings, error) {
+	doc, err := a.s.Get(ctx, impu)
 	if errors.Is(err, homer.ErrNotFound) || errors.Is(err, homer.ErrBadIdentity) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("mmtel settings of %s: %w", impu, err)
 	}
-	return mmtelSettings(ss), nil
+	a.mu.Lock()
+	p, ok := a.parsed[impu]
+	a.mu.Unlock()
+	if ok && p.version == doc.Version {
+		return p.s, nil
+	}
+	ss, err := homer.Parse(doc.XML)
+	if err != nil {
+		return nil, fmt.Errorf("mmtel settings of %s: stored document: %w", impu, err)
+	}
+	s := mmtelSettings(ss)
+	a.mu.Lock()
+	if len(a.parsed) >= mmtelParsedMax {
+		a.parsed = map[string]parsedSettings{}
+	}
+	a.parsed[impu] = parsedSettings{version: doc.Version, s: s}
+	a.mu.Unlock()
+	return s, nil
 }
 
 // mmtelSettings is the part of a simservs document the AS acts on:

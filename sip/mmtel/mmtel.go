@@ -97,6 +97,8 @@ type Conditions struct {
 // Store reads a subscriber's settings. A subscriber without settings is
 // (nil, nil).
 type Store interface {
+	// The AS treats the returned settings as read-only, so a store may
+	// hand the same value to many calls.
 	Settings(ctx context.Context, impu string) (*Settings, error)
 }
 
