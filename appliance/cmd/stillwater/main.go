@@ -323,32 +323,35 @@ func configCmd(s *appliance.Settings, args []string, out io.Writer) error {
 	case "validate":
 		// Offline, as cw-validate_shared_ifcs_xml and friends were: no node
 		// is needed.
-		file := config.FileName(name)
-		if len(args) == 3 {
-			file = args[2]
-		}
-		b, err := os.ReadFile(file)
+		file, _, err := readValidated(name, args)
 		if err != nil {
 			return err
-		}
-		if err := config.Validate(name, b); err != nil {
-			return fmt.Errorf("%s is not valid:\n%w", file, err)
 		}
 		fmt.Fprintf(out, "%s is valid\n", file)
 		return nil
 	case "upload":
-		file := config.FileName(name)
-		if len(args) == 3 {
-			file = args[2]
-		}
-		b, err := os.ReadFile(file)
+		file, b, err := readValidated(name, args)
 		if err != nil {
-			return err
-		}
-		if err := config.Validate(name, b); err != nil {
 			return fmt.Errorf("%s refused, the configuration in force is unchanged:\n%w", file, err)
 		}
 		return admin(s, http.MethodPut, "/config/"+name, strings.NewReader(string(b)), out, time.Minute)
 	}
 	return fmt.Errorf("config: unknown command %q", args[0])
+}
+
+// readValidated reads the file a config command names (args[2], else the
+// document's usual file name) and validates it as document name.
+func readValidated(name string, args []string) (string, []byte, error) {
+	file := config.FileName(name)
+	if len(args) == 3 {
+		file = args[2]
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return file, nil, err
+	}
+	if err := config.Validate(name, b); err != nil {
+		return file, nil, fmt.Errorf("%s is not valid:\n%w", file, err)
+	}
+	return file, b, nil
 }
