@@ -135,6 +135,18 @@ func (p *PCSCF) register(t *proxy.Txn) {
 	path.User = tok
 	path.UriParams.Add("ob", "")
 	req.PrependHeader(sip.NewHeader("Path", "<"+path.String()+">"))
+	// Only this edge may say how the REGISTER was protected (TS 24.229
+	// §5.2.2.1); a UE's own claim would let it skip authentication.
+	var auths []string
+	for _, h := range req.GetHeaders("Authorization") {
+		auths = append(auths, withoutParam(h.Value(), "integrity-protected"))
+	}
+	if auths != nil {
+		header.RemoveAll(req, "Authorization")
+		for _, v := range auths {
+			req.AppendHeader(sip.NewHeader("Authorization", v))
+		}
+	}
 	header.AddSupported(req, "path")
 	header.RemoveAll(req, "P-Asserted-Identity")
 	p.chargingHeaders(req)
@@ -326,4 +338,22 @@ func inList(list []netip.Addr, addr string) bool {
 		}
 	}
 	return false
+}
+
+// withoutParam removes one parameter from a credentials value
+// (`Digest a="x", b=y`), leaving the others as they were.
+func withoutParam(v, name string) string {
+	scheme, rest, ok := strings.Cut(strings.TrimSpace(v), " ")
+	if !ok {
+		return v
+	}
+	var keep []string
+	for _, p := range header.SplitList(rest) {
+		k, _, _ := strings.Cut(p, "=")
+		if strings.EqualFold(strings.TrimSpace(k), name) {
+			continue
+		}
+		keep = append(keep, p)
+	}
+	return scheme + " " + strings.Join(keep, ", ")
 }

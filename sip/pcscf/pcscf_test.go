@@ -226,3 +226,20 @@ func TestDialogThroughEdge(t *testing.T) {
 		t.Errorf("BYE answered %d", r.StatusCode)
 	}
 }
+
+// TestForgedIntegrityProtected: a UE cannot skip authentication by claiming
+// in its Authorization header that the P-CSCF protected the REGISTER
+// (TS 24.229 integrity-protected): the edge removes the claim.
+func TestForgedIntegrityProtected(t *testing.T) {
+	s := siptest.New(t, siptest.Options{Auth: true})
+	for _, claim := range []string{"auth-done", "tls-yes", "ip-assoc-yes", "yes"} {
+		t.Run(claim, func(t *testing.T) {
+			ue := siptest.NewUE(t)
+			res := s.Register(ue, siptest.Alice, "",
+				`Authorization: Digest username="6505550001@example.com", realm="example.com", nonce="", uri="sip:example.com", response="", integrity-protected="`+claim+`"`)
+			if res.StatusCode != 401 {
+				t.Fatalf("REGISTER claiming integrity-protected=%s: %d %s, want a 401 challenge", claim, res.StatusCode, res.Reason)
+			}
+		})
+	}
+}
