@@ -149,6 +149,7 @@ func (p *PCSCF) register(t *proxy.Txn) {
 	}
 	header.AddSupported(req, "path")
 	header.RemoveAll(req, "P-Asserted-Identity")
+	stripNetworkHeaders(req)
 	p.chargingHeaders(req)
 	aor := ""
 	if to := req.To(); to != nil {
@@ -279,6 +280,7 @@ func (p *PCSCF) originating(t *proxy.Txn) {
 	// proxy, this node) have already been consumed; whatever the UE listed
 	// beyond us is replaced by the Service-Route it was given.
 	header.RemoveAll(req, "Route")
+	stripNetworkHeaders(req)
 	p.chargingHeaders(req)
 	t.Forward(proxy.Fork{
 		Targets:     []proxy.Target{{Routes: routes}},
@@ -308,6 +310,15 @@ func (p *PCSCF) ueURIFor(tok string) sip.Uri {
 	}
 	params.Add("lr", "")
 	return sip.Uri{Scheme: "sip", User: tok, Host: p.o.PublicHost, Port: port, UriParams: params}
+}
+
+// stripNetworkHeaders removes the headers set inside the home network
+// only: a UE's own would be believed by the CSCFs and application servers
+// behind the edge.
+func stripNetworkHeaders(req *sip.Request) {
+	for _, h := range [...]string{"P-Served-User", "P-Charging-Vector", "P-Charging-Function-Addresses"} {
+		header.RemoveAll(req, h)
+	}
 }
 
 // chargingHeaders adds P-Charging-Vector (a fresh ICID) and

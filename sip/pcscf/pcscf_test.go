@@ -75,6 +75,8 @@ func TestOriginating(t *testing.T) {
 		// Whatever Route the UE puts beyond the edge is replaced by its
 		// Service-Route: the request still crosses the S-CSCF.
 		{name: "enforces the Service-Route", extra: []string{"Route: <sip:evil.example.net;lr>"}, wantID: siptest.Alice},
+		{name: "strips network-only headers", extra: []string{"P-Served-User: <sip:6505550011@example.com>;sescase=term;regstate=reg",
+			"P-Charging-Vector: icid-value=forged", "P-Charging-Function-Addresses: ccf=evil.example.net"}, wantID: siptest.Alice},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -97,7 +99,10 @@ func TestOriginating(t *testing.T) {
 			if req.Route() != nil {
 				t.Errorf("Route left: %q", endpoint.HeaderValues(req, "Route"))
 			}
-			if pcv := req.GetHeader("P-Charging-Vector"); pcv == nil || !strings.Contains(pcv.Value(), "icid-value=") {
+			if pcf := req.GetHeader("P-Charging-Function-Addresses"); pcf != nil && strings.Contains(pcf.Value(), "evil") {
+				t.Errorf("P-Charging-Function-Addresses %v passed on from the UE", pcf)
+			}
+			if pcv := req.GetHeader("P-Charging-Vector"); pcv == nil || !strings.Contains(pcv.Value(), "icid-value=") || strings.Contains(pcv.Value(), "forged") {
 				t.Errorf("P-Charging-Vector %v", pcv)
 			}
 			// Record-Route: the S-CSCF's, then the edge's core and UE sides.

@@ -185,7 +185,7 @@ func (s *SCSCF) runChain(t *proxy.Txn, c chain, ifcs []ifc.IFC, rr []sip.Uri) {
 				return nil
 			}
 			s.log.Info("AS did not respond; continuing the session without it", "as", as.String(), "served", served, "status", best.StatusCode)
-			return []proxy.Target{{Routes: []sip.Uri{back}, Edit: func(r *sip.Request) { r.RemoveHeader("P-Served-User") }}}
+			return []proxy.Target{{Routes: []sip.Uri{back}, Edit: func(r *sip.Request) { header.RemoveAll(r, "P-Served-User") }}}
 		},
 	})
 }
@@ -219,7 +219,7 @@ func (s *SCSCF) continueChain(t *proxy.Txn) {
 		t.Reply(403, "Forbidden", warning("unknown original dialog identifier"))
 		return
 	}
-	t.Req.RemoveHeader("P-Served-User")
+	header.RemoveAll(t.Req, "P-Served-User")
 	retargeted := !c.originating() && c.Target != "" && header.Canonical(t.Req.Recipient) != c.Target
 	if ifcs, ok := s.profiles.byHash(c.Profile); ok && !retargeted {
 		s.runChain(t, c, ifcs, nil)

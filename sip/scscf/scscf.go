@@ -254,7 +254,7 @@ func (s *SCSCF) originating(t *proxy.Txn) {
 			return
 		}
 	}
-	req.RemoveHeader("P-Served-User")
+	header.RemoveAll(req, "P-Served-User")
 	s.sessionExpires(req)
 	var rr []sip.Uri
 	if s.o.RecordRoute {
@@ -269,7 +269,7 @@ func (s *SCSCF) originating(t *proxy.Txn) {
 // ENUM for telephone numbers), else off-net through the BGCF.
 func (s *SCSCF) onward(t *proxy.Txn, rr []sip.Uri) {
 	req := t.Req
-	req.RemoveHeader("P-Served-User")
+	header.RemoveAll(req, "P-Served-User")
 	if num, ok := telNumber(&req.Recipient); ok && s.o.ENUM != nil {
 		uri, err := s.o.ENUM.Translate(t.Context(), num)
 		switch {
@@ -390,7 +390,7 @@ func (s *SCSCF) terminatingWith(t *proxy.Txn, rr []sip.Uri) {
 func (s *SCSCF) deliver(t *proxy.Txn, impu string, rr []sip.Uri) {
 	req := t.Req
 	ctx := t.Context()
-	req.RemoveHeader("P-Served-User")
+	header.RemoveAll(req, "P-Served-User")
 	uri := req.Recipient
 	if _, ok := grParam(&uri); ok {
 		b, err := s.o.Registrar.LookupGRUU(ctx, uri.String())
