@@ -566,3 +566,30 @@ func TestForwardedInviteGolden(t *testing.T) {
 	got := caller.Response("golden1", sip.INVITE, 486).Res()
 	caller.AckFailure(inv, got, r.udpAddr())
 }
+
+// TestUntrustedCannotNameInnerService: a request arriving on an untrusted
+// listener with a Route naming another local service is served by the
+// listener's own service, not the one it named.
+func TestUntrustedCannotNameInnerService(t *testing.T) {
+	served := make(chan string, 2)
+	svc := func(name string) Service {
+		return ServiceFunc(func(tx *Txn) {
+			served <- name
+			tx.Reply(603, "Decline")
+		})
+	}
+	r := newRig(t, Config{Names: map[string]string{"inner.test": "inner"}}, "edge",
+		map[string]Service{"edge": svc("edge"), "inner": svc("inner")})
+	caller := endpoint.New(t, endpoint.RemoteIP, "uas")
+	inv := invite(caller, "inner1", "sip:bob@example.com", "Route: <sip:inner.test;lr;orig>")
+	caller.Send(r.udpAddr(), inv)
+	select {
+	case got := <-served:
+		if got != "edge" {
+			t.Fatalf("request from the untrusted side served by %q, want the edge", got)
+		}
+	case <-time.After(endpoint.HangGuard):
+		t.Fatal("no service reached")
+	}
+	caller.Response("inner1", sip.INVITE, 603)
+}

@@ -250,6 +250,13 @@ func (c *Core) route(t *Txn, defaultService string) {
 			u := r.Address.Clone()
 			req.RemoveHeader("Route")
 			t.Route = u
+			if !t.Src.Trusted && !t.Src.Local && defaultService != "" && svc != defaultService {
+				// A request from the untrusted side cannot name an inner
+				// function (the S-CSCF with ;orig, say) to skip the edge
+				// and its identity checks: the edge serves it.
+				t.Route = nil
+				svc = defaultService
+			}
 			c.serve(t, svc)
 			return
 		}
