@@ -27,7 +27,7 @@ deps:
 # appliance/sitetest start real stillwater processes on 127.0.0.1-3.
 test: deps lint
 	$(GO) test -race -timeout 20m $$($(GO) list ./... | grep -v /appliance/sitetest)
-	$(GO) test -timeout 30m ./appliance/sitetest/
+	$(GO) test -count=1 -timeout 30m ./appliance/sitetest/
 
 # Storage figures on a three-node loopback site (writes/s and latency with 1
 # and 16 shards, fsyncs, timer creates and pops, resident memory with 1 M

@@ -308,7 +308,7 @@ func (n *Node) startSIP() error {
 	mac.Write([]byte("sip flow tokens"))
 	core, err := proxy.New(proxy.Config{
 		Listeners: lns, Hosts: hosts, Ports: ports, Names: names, FlowKey: mac.Sum(nil),
-		Resolver: resolverAdapter{res}, Admitter: admitter{load}, DisableTCPSwitch: cfg.Bool("disable_tcp_switch"),
+		Resolver: resolverAdapter{res}, Admitter: admitter{load}, EdgeOnlyInDialog: true, DisableTCPSwitch: cfg.Bool("disable_tcp_switch"),
 		Logger: n.log,
 	})
 	if err != nil {

@@ -75,6 +75,11 @@ type Config struct {
 	Resolver Resolver
 	// Admitter, if set, refuses initial requests with 503 under overload.
 	Admitter Admitter
+	// EdgeOnlyInDialog refuses in-dialog requests (and drops ACKs) that
+	// arrive on an untrusted listener without a Route naming this node:
+	// a UE's in-dialog requests follow the edge's own Record-Route, and
+	// relaying others would make the edge an open relay.
+	EdgeOnlyInDialog bool
 	// DisableTCPSwitch keeps large requests on UDP (disable_tcp_switch).
 	DisableTCPSwitch bool
 	// UserAgent is the Server/User-Agent header value.

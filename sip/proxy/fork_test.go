@@ -593,3 +593,25 @@ func TestUntrustedCannotNameInnerService(t *testing.T) {
 	}
 	caller.Response("inner1", sip.INVITE, 603)
 }
+
+// TestEdgeOnlyInDialog: with EdgeOnlyInDialog, an in-dialog request from
+// the untrusted side that does not follow this node's Record-Route is
+// refused rather than relayed.
+func TestEdgeOnlyInDialog(t *testing.T) {
+	r := newRig(t, Config{EdgeOnlyInDialog: true}, "edge", map[string]Service{"edge": ServiceFunc(func(tx *Txn) { tx.Reply(500, "Unexpected") })})
+	ue := endpoint.New(t, endpoint.RemoteIP, "uas")
+	victim := endpoint.New(t, endpoint.RemoteIP, "victim")
+	bye := endpoint.ReqText([]string{
+		"BYE " + victim.URI("v") + " SIP/2.0",
+		"Via: SIP/2.0/UDP " + ue.Addr() + ";branch=z9hG4bKrelay1;rport",
+		"Max-Forwards: 70",
+		"From: <sip:alice@example.com>;tag=a1",
+		"To: <sip:bob@example.com>;tag=b1",
+		"Call-ID: relay1",
+		"CSeq: 2 BYE",
+	}, "")
+	ue.Send(r.udpAddr(), bye)
+	if res := ue.Final("relay1", sip.BYE); res.StatusCode != 403 {
+		t.Fatalf("in-dialog request not routed through the edge: %d, want 403", res.StatusCode)
+	}
+}

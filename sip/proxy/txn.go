@@ -312,6 +312,12 @@ func (c *Core) answerOptions(t *Txn) {
 // routeInDialog pops this node's Route entries and forwards the request to
 // what follows them, or over the flow the last popped entry names.
 func (c *Core) routeInDialog(t *Txn) {
+	if c.cfg.EdgeOnlyInDialog && !t.Src.Trusted && !t.Src.Local && !c.routedHere(t.Req) {
+		// A UE's in-dialog requests carry this node's Record-Route; one
+		// without it would make the edge an open relay.
+		t.Reply(403, "Forbidden", sip.NewHeader("Warning", `399 - "in-dialog request not routed through this edge"`))
+		return
+	}
 	flow := c.popLocalRoutes(t.Req)
 	if t.Req.Route() == nil && c.IsLocalHost(t.Req.Recipient.Host) {
 		if svc, ok := c.LocalService(&t.Req.Recipient); ok {
@@ -322,6 +328,16 @@ func (c *Core) routeInDialog(t *Txn) {
 		}
 	}
 	t.Forward(Fork{Targets: []Target{{Flow: flow}}})
+}
+
+// routedHere reports whether a request's first Route names this node.
+func (c *Core) routedHere(req *sip.Request) bool {
+	r := req.Route()
+	if r == nil {
+		return false
+	}
+	_, ok := c.LocalService(&r.Address)
+	return ok
 }
 
 // popLocalRoutes removes the leading Route entries that address this node

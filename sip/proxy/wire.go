@@ -340,6 +340,9 @@ func (c *Core) sendCancel(inv *sip.Request, h wireHop) {
 
 // forwardAck routes an ACK for a 2xx statelessly along its Route set.
 func (c *Core) forwardAck(req *sip.Request, ln *boundListener) {
+	if c.cfg.EdgeOnlyInDialog && ln != nil && !ln.Trusted && !c.routedHere(req) {
+		return // not ours to relay (see routeInDialog)
+	}
 	flow := c.popLocalRoutes(req)
 	if req.Route() == nil && flow == "" && c.IsLocalHost(req.Recipient.Host) {
 		return // an ACK for a response this node generated
