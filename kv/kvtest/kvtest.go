@@ -32,6 +32,25 @@ type Site struct {
 // and stops it when the test ends.
 func New(t testing.TB, shards int) *Site {
 	t.Helper()
+	return NewWith(t, Options{Shards: shards})
+}
+
+// Options shape a test site.
+type Options struct {
+	// Shards is the number of data shards; 0 means 4.
+	Shards int
+	// TimerClock, if set, drives the timer service (a timerwheel.FakeClock
+	// lets a test decide when timers pop).
+	TimerClock timerwheel.Clock
+	// TimerWorkers bounds concurrent timer deliveries; 0 is the default.
+	TimerWorkers int
+}
+
+// NewWith starts a single-node site shaped by o and stops it when the test
+// ends.
+func NewWith(t testing.TB, o Options) *Site {
+	t.Helper()
+	shards := o.Shards
 	if shards == 0 {
 		shards = 4
 	}
@@ -55,7 +74,7 @@ func New(t testing.TB, shards int) *Site {
 	})
 	s := &Site{Node: n}
 	s.KV = kv.New(n, kv.Options{Logger: log})
-	s.Timers = timerwheel.New(n, timerwheel.Options{Logger: log,
+	s.Timers = timerwheel.New(n, timerwheel.Options{Logger: log, Clock: o.TimerClock, Workers: o.TimerWorkers,
 		View: func(shard int, fn func(*bolt.Tx) error) error { return n.View(shard, fn) }})
 	n.SetMachines(s.KV, s.Timers)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -2,14 +2,12 @@ package registrar
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	mrand "math/rand/v2"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -19,19 +17,17 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
-	bolt "go.etcd.io/bbolt"
 
-	"stillwater/consensus"
 	"stillwater/diameter/hss"
 	"stillwater/kv"
+	"stillwater/kv/kvtest"
 	"stillwater/timerwheel"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
 
-// site is a real single-node site (consensus, kv, timerwheel) like
-// kvtest.New's, but with the timer service on a fake clock so tests decide
-// when timers pop. The clock starts at the real time: timers' start times
+// site is a real single-node site (consensus, kv, timerwheel) with the
+// timer service on a fake clock so tests decide when timers pop. The clock starts at the real time: timers' start times
 // are stamped by consensus from the wall clock.
 type site struct {
 	kv     *kv.Service
@@ -41,41 +37,9 @@ type site struct {
 
 func newSite(t testing.TB) *site {
 	t.Helper()
-	dir := t.TempDir()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	logs, w, err := consensus.OpenWAL(filepath.Join(dir, "wal"), log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	key := make([]byte, 32)
-	rand.Read(key)
-	n := consensus.New(consensus.Config{
-		NodeID: "n1", Addr: addr, Site: "test", SiteKey: key, DataDir: dir,
-		Bootstrap: true, Shards: 2, Logs: logs, Logger: log,
-	})
-	s := &site{clock: timerwheel.NewFakeClock(time.Now().Truncate(time.Second))}
-	s.kv = kv.New(n, kv.Options{Logger: log})
-	s.timers = timerwheel.New(n, timerwheel.Options{Logger: log, Clock: s.clock, Workers: 4,
-		View: func(shard int, fn func(*bolt.Tx) error) error { return n.View(shard, fn) }})
-	n.SetMachines(s.kv, s.timers)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := n.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		s.timers.Close()
-		s.kv.Close()
-		n.Close()
-		w.Close()
-	})
-	return s
+	clock := timerwheel.NewFakeClock(time.Now().Truncate(time.Second))
+	ks := kvtest.NewWith(t, kvtest.Options{Shards: 2, TimerClock: clock, TimerWorkers: 4})
+	return &site{kv: ks.KV, timers: ks.Timers, clock: clock}
 }
 
 // recorder is a Sender that hands every NOTIFY to the test, after a
