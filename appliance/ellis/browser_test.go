@@ -9,42 +9,28 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
-)
 
-const chromiumPath = "/usr/bin/chromium"
+	"stillwater/bench/chromium"
+)
 
 // TestPortalInChromium signs up in a real browser, gets a number and sees
 // its password, adds a busy diversion rule, and checks that the rule reached
 // the simservs store as a valid document. Set ELLIS_SCREENSHOTS to a
 // directory to keep screenshots of the pages.
 func TestPortalInChromium(t *testing.T) {
-	if _, err := os.Stat(chromiumPath); err != nil {
-		t.Skipf("%s is absent (Debian package chromium): %v", chromiumPath, err)
+	if _, err := os.Stat(chromium.Path); err != nil {
+		t.Skipf("%s is absent (Debian package chromium): %v", chromium.Path, err)
 	}
 	e := newEnv(t, nil)
 	e.numbers(6505550000, 10, false)
 
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(chromiumPath),
-		chromedp.Flag("headless", true),
-		chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.Flag("no-default-browser-check", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1200, 860),
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	actx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
-	defer cancelAlloc()
-	bctx, cancelBrowser := chromedp.NewContext(actx, chromedp.WithLogf(t.Logf))
-	defer cancelBrowser()
+	bctx, stop, err := chromium.Start(ctx, t.TempDir(), t.Logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
 
 	shots := os.Getenv("ELLIS_SCREENSHOTS")
 	shot := func(name string) chromedp.Action[chromedp.Void] {
@@ -61,7 +47,7 @@ func TestPortalInChromium(t *testing.T) {
 	}
 	css := func(s string) chromedp.CSS { return chromedp.CSS(s) }
 
-	err := chromedp.Do(bctx,
+	err = chromedp.Do(bctx,
 		chromedp.Navigate(e.srv.URL+"/signup.html"),
 		chromedp.WaitVisible(css(`input[name=full_name]`)),
 		chromedp.SendKeys(css(`input[name=full_name]`), "Alice Example"),

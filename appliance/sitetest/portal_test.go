@@ -20,10 +20,9 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
-)
 
-// portalChromium is the browser the portal test drives (Debian's chromium).
-const portalChromium = "/usr/bin/chromium"
+	"stillwater/bench/chromium"
+)
 
 // portalSimservsNS is the simservs document's namespace (ETSI TS 129 364).
 const portalSimservsNS = "http://uri.etsi.org/ngn/params/xml/simservs/xcap"
@@ -59,8 +58,8 @@ type portalDiversion struct {
 // site's, not the node's. Set SITETEST_SCREENSHOTS to a directory to keep the
 // screenshots.
 func TestPortalInChromium(t *testing.T) {
-	if _, err := os.Stat(portalChromium); err != nil {
-		t.Skipf("%s is absent (Debian package chromium): %v", portalChromium, err)
+	if _, err := os.Stat(chromium.Path); err != nil {
+		t.Skipf("%s is absent (Debian package chromium): %v", chromium.Path, err)
 	}
 	const (
 		signupCode = "open-sesame"
@@ -82,32 +81,15 @@ func TestPortalInChromium(t *testing.T) {
 	if shots == "" {
 		shots = t.TempDir()
 	}
-	// A fresh profile, and no proxy: a proxy from the environment must not
-	// stand between the browser and the loopback addresses.
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(portalChromium),
-		chromedp.Flag("headless", true),
-		chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.Flag("no-default-browser-check", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.Flag("no-proxy-server", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1200, 860),
-	}
 	// One deadline for the whole browser session: every chromedp wait below
 	// ends with it rather than hanging the test.
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
-	actx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
-	defer cancelAlloc()
-	bctx, cancelBrowser := chromedp.NewContext(actx, chromedp.WithLogf(t.Logf))
-	defer cancelBrowser()
+	bctx, stop, err := chromium.Start(ctx, t.TempDir(), t.Logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
 	css := func(s string) chromedp.CSS { return chromedp.CSS(s) }
 	shot := func(name string) chromedp.Action[chromedp.Void] {
 		return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
@@ -136,7 +118,7 @@ func TestPortalInChromium(t *testing.T) {
 	}
 
 	// Sign up on node 1: the account comes with its first line.
-	err := chromedp.Do(bctx,
+	err = chromedp.Do(bctx,
 		chromedp.Navigate(portal(1, "/signup")),
 		chromedp.WaitVisible(css(`input[name=signup_code]`)),
 		chromedp.SendKeys(css(`input[name=full_name]`), "Carol Example"),
