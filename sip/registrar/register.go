@@ -38,7 +38,14 @@ type contact struct {
 // identity impi (RFC 3261 §10.3, RFC 5626, RFC 5627, TS 24.229 §5.4.1) and
 // returns the response to send.
 func (r *Registrar) Register(ctx context.Context, req *sip.Request, impi string) *sip.Response {
-	res, err := r.register(ctx, req, impi)
+	return r.RegisterWith(ctx, req, impi, nil)
+}
+
+// RegisterWith is Register for a caller that has just read the identity's
+// registration data (rd, which must be for the REGISTER's To), saving the
+// registrar the same read; nil reads it.
+func (r *Registrar) RegisterWith(ctx context.Context, req *sip.Request, impi string, rd *hss.RegData) *sip.Response {
+	res, err := r.register(ctx, req, impi, rd)
 	if err != nil {
 		var re *requestError
 		if !errors.As(err, &re) {
@@ -63,7 +70,7 @@ var (
 	errEmergency = reject(501, "Emergency registration cannot be removed by the UE")
 )
 
-func (r *Registrar) register(ctx context.Context, req *sip.Request, impi string) (*sip.Response, error) {
+func (r *Registrar) register(ctx context.Context, req *sip.Request, impi string, rd *hss.RegData) (*sip.Response, error) {
 	if req.Method != sip.REGISTER {
 		return nil, reject(405, "Method Not Allowed")
 	}
@@ -83,7 +90,12 @@ func (r *Registrar) register(ctx context.Context, req *sip.Request, impi string)
 	if star && (len(contacts) > 0 || !hasHdrExp || hdrExp != 0) {
 		return nil, reject(400, "Contact: * needs Expires: 0 and no other Contact")
 	}
-	t, err := r.resolve(ctx, impu)
+	var t *target
+	if rd != nil {
+		t = targetOf(impu, rd)
+	} else {
+		t, err = r.resolve(ctx, impu)
+	}
 	if errors.Is(err, hss.ErrNotFound) {
 		return nil, reject(403, "Unknown public identity %s", impu)
 	}

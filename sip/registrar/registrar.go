@@ -381,6 +381,11 @@ func (r *Registrar) resolve(ctx context.Context, impu string) (*target, error) {
 	if err != nil {
 		return nil, err
 	}
+	return targetOf(impu, rd), nil
+}
+
+// targetOf is impu's registration set as rd describes it.
+func targetOf(impu string, rd *hss.RegData) *target {
 	t := &target{impu: impu, irs: rd.IRS, state: rd.State, scscf: rd.SCSCF, regIMPIs: rd.RegisteredIMPIs}
 	for _, p := range rd.PublicIDs() {
 		if p.Identity == impu || (rd.Wildcard != "" && p.Identity == rd.Wildcard) {
@@ -403,7 +408,7 @@ func (r *Registrar) resolve(ctx context.Context, impu string) (*target, error) {
 			t.impus = append([]string{impu}, t.impus...)
 		}
 	}
-	return t, nil
+	return t
 }
 
 func contains(list []string, s string) bool {

@@ -28,7 +28,9 @@ import (
 
 // Registrar is what the S-CSCF needs of the registration store.
 type Registrar interface {
-	Register(ctx context.Context, req *sip.Request, impi string) *sip.Response
+	// RegisterWith registers with the registration data the S-CSCF has
+	// just read (nil: the registrar reads it).
+	RegisterWith(ctx context.Context, req *sip.Request, impi string, rd *hss.RegData) *sip.Response
 	Deregister(ctx context.Context, impu string) error
 	Subscribe(ctx context.Context, req *sip.Request) *sip.Response
 	Lookup(ctx context.Context, impu string) ([]registrar.Binding, error)
@@ -173,14 +175,15 @@ func (s *SCSCF) register(t *proxy.Txn) {
 		}
 		impi = res.IMPI
 	}
-	// The registration state before this REGISTER tells an initial
-	// registration from a re-registration for the third-party REGISTERs.
+	// One registration-data read serves the registrar and, through the
+	// state before this REGISTER, tells an initial registration from a
+	// re-registration for the third-party REGISTERs.
 	rd, err := s.o.HSS.RegData(t.Context(), impu)
 	if err != nil {
 		rd = nil
 	}
 	initial := rd == nil || rd.State != hss.Registered
-	res := s.o.Registrar.Register(t.Context(), req, impi)
+	res := s.o.Registrar.RegisterWith(t.Context(), req, impi, rd)
 	t.Respond(res)
 	if res.StatusCode == 200 {
 		s.thirdParty(req, res, rd, initial)
