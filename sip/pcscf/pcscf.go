@@ -58,6 +58,7 @@ type PCSCF struct {
 
 	mu    sync.Mutex
 	flows map[string]map[string]*registration // flow token → AoR → registration
+	added int                                 // registrations learnt since the last sweep
 }
 
 // registration is what a 200 OK to a REGISTER told the P-CSCF about one AoR
@@ -196,6 +197,9 @@ func (p *PCSCF) learn(tok, aor string, res *sip.Response) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.added++; p.added >= sweepEvery {
+		p.sweepLocked()
+	}
 	regs := p.flows[tok]
 	if expires == 0 {
 		delete(regs, aor)
@@ -213,6 +217,26 @@ func (p *PCSCF) learn(tok, aor string, res *sip.Response) {
 	}
 	regs[aor] = &registration{aor: aor, associated: assoc, serviceRoute: routes,
 		expires: p.o.Clock().Add(time.Duration(expires) * time.Second)}
+}
+
+// sweepEvery is how many registrations are learnt between sweeps of the
+// flow table: UEs that stop refreshing leave entries no request revisits.
+const sweepEvery = 4096
+
+// sweepLocked drops expired registrations and the flows left empty.
+func (p *PCSCF) sweepLocked() {
+	p.added = 0
+	now := p.o.Clock()
+	for tok, regs := range p.flows {
+		for aor, r := range regs {
+			if now.After(r.expires) {
+				delete(regs, aor)
+			}
+		}
+		if len(regs) == 0 {
+			delete(p.flows, tok)
+		}
+	}
 }
 
 // identity finds the registration over a flow that covers the identity the
