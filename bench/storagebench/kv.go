@@ -140,14 +140,18 @@ func runKV(ctx context.Context, o *options, shards int) (kvResult, error) {
 	mark := func(open bool) {
 		if open {
 			before, io0, t0 = s.walStats(), readIO(), time.Now()
-			rs = startRaftStages()
+			if o.stages {
+				rs = startRaftStages()
+			}
 			startProfile(o, fmt.Sprintf("kv-%dshards", shards))
 			return
 		}
 		d := time.Since(t0)
 		res.wal = walRates(before, s.walStats(), d)
 		res.io = io0.rate(readIO(), d)
-		res.stages = rs.stop()
+		if rs != nil {
+			res.stages = rs.stop()
+		}
 		stopProfile()
 	}
 	res.load = runLoad(ctx, o.writers, o.warmup, o.duration, put, mark)
