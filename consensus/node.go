@@ -466,8 +466,10 @@ func (n *Node) Query(ctx context.Context, shard int, kind Kind, q []byte, c Cons
 			return n.localQuery(g, kind, q)
 		}
 	}
-	path := fmt.Sprintf("/v1/query?shard=%d&kind=%d", shard, kind)
-	return n.route(ctx, shard, path, q, func(g *group) ([]byte, error) {
+	fwd := func(ctx context.Context, addr string) ([]byte, string, error) {
+		return n.forward(ctx, addr, fmt.Sprintf("/v1/query?shard=%d&kind=%d", shard, kind), q)
+	}
+	return n.routeVia(ctx, shard, fwd, func(g *group) ([]byte, error) {
 		if err := g.readIndex(ctx); err != nil {
 			return nil, err
 		}
@@ -514,6 +516,14 @@ func (n *Node) route(ctx context.Context, shard int, path string, body []byte, o
 type forwarder func(ctx context.Context, addr string) ([]byte, string, error)
 
 func (n *Node) routeVia(ctx context.Context, shard int, fwd forwarder, op func(*group) ([]byte, error)) ([]byte, error) {
+	// Most requests find their leader here and succeed at once; the
+	// deadline and retries below are for the rest.
+	if g := n.shard(shard); g != nil && g.isLeader() {
+		res, err := op(g)
+		if err == nil || errors.As(err, new(errRemote)) {
+			return res, err
+		}
+	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, 10*time.Second)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -826,6 +827,75 @@ func TestTable(t *testing.T) {
 			t.Fatalf("raw %q %v", raw.Value, err)
 		}
 	})
+}
+
+// cachedReg has a slice, so aliasing between the cache and callers would show.
+type cachedReg struct {
+	Contacts []string `json:"c"`
+}
+
+func cloneCachedReg(r cachedReg) cachedReg {
+	return cachedReg{Contacts: slices.Clone(r.Contacts)}
+}
+
+func TestTableCache(t *testing.T) {
+	f := newFixture(t, 2, Options{})
+	ctx := f.ctx
+	cached := NewTable[cachedReg](f.svc, "cached", nil).WithCache(1<<20, cloneCachedReg)
+	plain := NewTable[cachedReg](f.svc, "cached", nil)
+
+	v1, err := cached.Put(ctx, "alice", cachedReg{Contacts: []string{"a"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, ver, err := cached.Get(ctx, "alice")
+	if err != nil || ver != v1 || !slices.Equal(got.Contacts, []string{"a"}) {
+		t.Fatalf("get after put = %v %d %v", got, ver, err)
+	}
+	got.Contacts[0] = "mutated" // the caller's copy only
+	if again, _, _ := cached.Get(ctx, "alice"); again.Contacts[0] != "a" {
+		t.Fatalf("cache shares memory with a caller: %v", again)
+	}
+
+	// A write the cache did not see (another node, another table value)
+	// changes the version, so the stale entry is not used.
+	v2, err := plain.CAS(ctx, "alice", cachedReg{Contacts: []string{"b"}}, 0, v1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, ver, err = cached.Get(ctx, "alice")
+	if err != nil || ver != v2 || !slices.Equal(got.Contacts, []string{"b"}) {
+		t.Fatalf("get after foreign write = %v %d %v", got, ver, err)
+	}
+
+	// Deleted elsewhere: the read says so whatever the cache holds.
+	if err := plain.Delete(ctx, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := cached.Get(ctx, "alice"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("get after foreign delete: %v", err)
+	}
+
+	// The cache stays within its size.
+	small := NewTable[cachedReg](f.svc, "small", nil).WithCache(2000, cloneCachedReg)
+	for i := range 100 {
+		k := fmt.Sprintf("k%03d", i)
+		if _, err := small.Put(ctx, k, cachedReg{Contacts: []string{strings.Repeat("x", 100)}}); err != nil {
+			t.Fatal(err)
+		}
+		if small.cache.bytes > 2000 {
+			t.Fatalf("cache holds %d bytes after %d puts", small.cache.bytes, i+1)
+		}
+	}
+	if n := len(small.cache.m); n == 0 || n == 100 {
+		t.Fatalf("cache holds %d entries", n)
+	}
+	for i := range 100 {
+		k := fmt.Sprintf("k%03d", i)
+		if v, _, err := small.Get(ctx, k); err != nil || len(v.Contacts) != 1 {
+			t.Fatalf("get %s = %v %v", k, v, err)
+		}
+	}
 }
 
 func testTable[T comparable](t *testing.T, f *fixture, tb *Table[T], mk func(string) T) {

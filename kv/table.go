@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -45,6 +46,77 @@ type Table[T any] struct {
 	name   string
 	prefix string
 	codec  Codec[T]
+	cache  *decoded[T] // nil unless WithCache
+}
+
+// decoded keeps values this process decoded or wrote, by key and version. A
+// version names one content of a key for ever (versions only grow within a
+// shard), so a cached value whose version matches the record just read is
+// that record's value: reads stay linearizable and skip only the decoding.
+type decoded[T any] struct {
+	clone    func(T) T
+	maxBytes int
+
+	mu    sync.Mutex
+	m     map[string]decodedEntry[T]
+	bytes int
+}
+
+type decodedEntry[T any] struct {
+	version Version
+	size    int
+	v       T
+}
+
+func (d *decoded[T]) get(key string, version Version) (T, bool) {
+	d.mu.Lock()
+	e, ok := d.m[key]
+	d.mu.Unlock()
+	if !ok || e.version != version {
+		var zero T
+		return zero, false
+	}
+	return d.clone(e.v), true
+}
+
+// put remembers v (which the cache owns from now on) as key's value at version.
+func (d *decoded[T]) put(key string, version Version, size int, v T) {
+	size += len(key) + 64
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if old, ok := d.m[key]; ok {
+		if old.version > version {
+			return // a newer write got here first
+		}
+		d.bytes -= old.size
+	}
+	for k, e := range d.m {
+		if d.bytes+size <= d.maxBytes {
+			break
+		}
+		delete(d.m, k) // map order is random enough for an eviction policy
+		d.bytes -= e.size
+	}
+	d.m[key] = decodedEntry[T]{version: version, size: size, v: v}
+	d.bytes += size
+}
+
+func (d *decoded[T]) forget(key string) {
+	d.mu.Lock()
+	if e, ok := d.m[key]; ok {
+		delete(d.m, key)
+		d.bytes -= e.size
+	}
+	d.mu.Unlock()
+}
+
+// WithCache makes the table keep up to maxBytes (by encoded size) of decoded
+// values, for hot tables whose decoding costs more than the read. clone must
+// return a copy that shares nothing mutable with its argument: callers get
+// and give away values they may modify. It returns t.
+func (t *Table[T]) WithCache(maxBytes int, clone func(T) T) *Table[T] {
+	t.cache = &decoded[T]{clone: clone, maxBytes: maxBytes, m: map[string]decodedEntry[T]{}}
+	return t
 }
 
 // NewTable returns the table name over s; a nil codec means JSONCodec. The
@@ -73,10 +145,25 @@ func (t *Table[T]) Get(ctx context.Context, key string, opts ...ReadOption) (T, 
 	if err != nil {
 		return v, 0, err
 	}
+	if t.cache != nil {
+		if v, ok := t.cache.get(key, rec.Version); ok {
+			return v, rec.Version, nil
+		}
+	}
 	if err := t.codec.Unmarshal(rec.Value, &v); err != nil {
 		return v, 0, fmt.Errorf("kv: %s: decode %q: %w", t.name, key, err)
 	}
+	if t.cache != nil {
+		t.cache.put(key, rec.Version, len(rec.Value), t.cache.clone(v))
+	}
 	return v, rec.Version, nil
+}
+
+// remember caches what a successful write stored.
+func (t *Table[T]) remember(key string, ver Version, data []byte, v T, err error) {
+	if t.cache != nil && err == nil {
+		t.cache.put(key, ver, len(data), t.cache.clone(v))
+	}
 }
 
 // Put stores v under key unconditionally.
@@ -90,7 +177,9 @@ func (t *Table[T]) PutTTL(ctx context.Context, key string, v T, ttl time.Duratio
 	if err != nil {
 		return 0, fmt.Errorf("kv: %s: encode %q: %w", t.name, key, err)
 	}
-	return t.svc.PutTTL(ctx, t.prefix+key, data, ttl)
+	ver, err := t.svc.PutTTL(ctx, t.prefix+key, data, ttl)
+	t.remember(key, ver, data, v, err)
+	return ver, err
 }
 
 // CAS stores v under key if its current version is ifVersion (0: must not
@@ -100,16 +189,24 @@ func (t *Table[T]) CAS(ctx context.Context, key string, v T, ttl time.Duration, 
 	if err != nil {
 		return 0, fmt.Errorf("kv: %s: encode %q: %w", t.name, key, err)
 	}
-	return t.svc.CompareAndSet(ctx, t.prefix+key, data, ttl, ifVersion)
+	ver, err := t.svc.CompareAndSet(ctx, t.prefix+key, data, ttl, ifVersion)
+	t.remember(key, ver, data, v, err)
+	return ver, err
 }
 
 // Delete removes key; an absent key is not an error.
 func (t *Table[T]) Delete(ctx context.Context, key string) error {
+	if t.cache != nil {
+		t.cache.forget(key)
+	}
 	return t.svc.Delete(ctx, t.prefix+key)
 }
 
 // DeleteIf removes key if its version is version.
 func (t *Table[T]) DeleteIf(ctx context.Context, key string, version Version) error {
+	if t.cache != nil {
+		t.cache.forget(key)
+	}
 	return t.svc.DeleteIf(ctx, t.prefix+key, version)
 }
 

@@ -18,11 +18,17 @@ package main
 
 import (
 	"context"
+	"crypto/hmac"
+	crand "crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -54,7 +60,10 @@ type options struct {
 	// iFCs, the MMTEL AS originating and terminating on every call) or
 	// "none" (iFCs that trigger nothing), to price the TAS.
 	services string
-	log      *slog.Logger
+	// cpuprofile, when set, is where the Stillwater node's CPU profile of
+	// each confirmation run goes (<prefix>.<what>-<transport>.pprof).
+	cpuprofile string
+	log        *slog.Logger
 }
 
 // figures are one target's results on one transport.
@@ -88,6 +97,7 @@ func main() {
 	flag.StringVar(&o.dir, "dir", "", "working directory (default: a temporary one, removed afterwards)")
 	only := flag.String("only", "reg,call", "what to measure: reg, call or both (comma-separated)")
 	flag.StringVar(&o.services, "services", "mmtel", "Stillwater subscribers' services: mmtel (default iFCs) or none")
+	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write Stillwater's CPU profile of each confirmation run to `prefix`.<reg|inv>-<transport>.pprof, and its heap at the end to ….heap.pprof")
 	flag.Parse()
 	o.loads = map[string]bool{}
 	for _, l := range strings.Split(*only, ",") {
@@ -161,6 +171,11 @@ type server struct {
 	pid      int // process group whose CPU time is counted
 	authName func(user string) string
 	close    func()
+	// transport is the one being measured, for file names.
+	transport string
+	// profile, if the target can, records the server's CPU profile for d
+	// into file in the background; the returned function waits for it.
+	profile func(d time.Duration, file string) func() error
 }
 
 func measureTarget(ctx context.Context, o options, target, transport string) figures {
@@ -183,6 +198,7 @@ func measureTarget(ctx context.Context, o options, target, transport string) fig
 		return f
 	}
 	defer srv.close()
+	srv.transport = transport
 	for i := range users {
 		users[i].AuthName = srv.authName(users[i].Name)
 	}
@@ -316,7 +332,14 @@ func findRate(ctx context.Context, o options, srv *server, rtd string, fn runFun
 		if err != nil {
 			return point{err: err}
 		}
+		wait := func() error { return nil }
+		if o.cpuprofile != "" && srv.profile != nil {
+			wait = srv.profile(o.duration, fmt.Sprintf("%s.%s-%s.pprof", o.cpuprofile, rtd, srv.transport))
+		}
 		r, ok, err := try(rate, o.duration)
+		if perr := wait(); perr != nil {
+			o.log.Warn("cpu profile", "err", perr)
+		}
 		after, cerr := groupCPU(srv.pid)
 		if cerr != nil {
 			return point{err: cerr}
@@ -376,7 +399,10 @@ func startStillwater(ctx context.Context, o options, dir string, users []sipp.Us
 	if err := os.MkdirAll(etc, 0o755); err != nil {
 		return nil, err
 	}
-	cfg := "local_ip=" + ip + "\nhome_domain=example.com\n"
+	// A known site key lets the bench derive the admin token for profiles.
+	key := make([]byte, 32)
+	crand.Read(key)
+	cfg := "local_ip=" + ip + "\nhome_domain=example.com\nsite_key=" + hex.EncodeToString(key) + "\n"
 	if err := os.WriteFile(filepath.Join(etc, "local_config"), []byte(cfg), 0o644); err != nil {
 		return nil, err
 	}
@@ -400,6 +426,19 @@ func startStillwater(ctx context.Context, o options, dir string, users []sipp.Us
 			stopGroup(cmd.Process.Pid, done)
 			logf.Close()
 		}}
+	srv.profile = func(d time.Duration, file string) func() error {
+		errc := make(chan error, 1)
+		base, token := "http://"+net.JoinHostPort(ip, "9880"), adminToken(key)
+		go func() {
+			err := fetchProfile(ctx, base+fmt.Sprintf("/debug/pprof/profile?seconds=%d", max(1, int(d.Seconds())-1)), token, file)
+			if err == nil {
+				// The heap as the run ends, with its transactions still held.
+				err = fetchProfile(ctx, base+"/debug/pprof/heap", token, strings.TrimSuffix(file, ".pprof")+".heap.pprof")
+			}
+			errc <- err
+		}()
+		return func() error { return <-errc }
+	}
 	fail := func(err error) (*server, error) {
 		srv.close()
 		return nil, err
@@ -511,3 +550,37 @@ func printTable(w *os.File, o options, all []figures) {
 
 func ms(d time.Duration) string { return strconv.FormatFloat(float64(d)/1e6, 'f', 0, 64) }
 func us(d time.Duration) string { return strconv.FormatFloat(float64(d)/1e3, 'f', 0, 64) }
+
+// adminToken is the admin API token a node derives from its site key.
+func adminToken(siteKey []byte) string {
+	m := hmac.New(sha256.New, siteKey)
+	m.Write([]byte("stillwater admin"))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// fetchProfile saves a profile from a node's admin API.
+func fetchProfile(ctx context.Context, url, token string, file string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return fmt.Errorf("profile: %s: %s", resp.Status, b)
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}

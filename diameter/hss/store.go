@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"regexp"
+	"slices"
 	"sync"
 	"time"
 
@@ -99,18 +100,23 @@ func New(kvs *kv.Service, opts Options) *Store {
 		opts.DefaultIFC = func(domain string) string { return DefaultIFC("sip:mmtel." + domain) }
 	}
 	return &Store{
-		kv:       kvs,
-		opts:     opts,
-		log:      opts.Logger.With("component", "hss"),
-		impis:    kv.NewTable[impiRecord](kvs, tableIMPI, nil),
-		irss:     kv.NewTable[irsRecord](kvs, tableIRS, nil),
-		impus:    kv.NewTable[impuRecord](kvs, tableIMPU, nil),
-		regs:     kv.NewTable[regRecord](kvs, tableReg, nil),
+		kv:   kvs,
+		opts: opts,
+		log:  opts.Logger.With("component", "hss"),
+		// Every registration and call reads these; decoding them cost
+		// more than reading them.
+		impis:    kv.NewTable[impiRecord](kvs, tableIMPI, nil).WithCache(cacheBytes, impiRecord.clone),
+		irss:     kv.NewTable[irsRecord](kvs, tableIRS, nil).WithCache(cacheBytes, irsRecord.clone),
+		impus:    kv.NewTable[impuRecord](kvs, tableIMPU, nil).WithCache(2*cacheBytes, func(r impuRecord) impuRecord { return r }),
+		regs:     kv.NewTable[regRecord](kvs, tableReg, nil).WithCache(cacheBytes, regRecord.clone),
 		wilds:    kv.NewTable[[]string](kvs, tableWild, nil),
 		ifcCache: map[string]serviceProfileDoc{},
 		reCache:  map[string]*regexp.Regexp{},
 	}
 }
+
+// cacheBytes bounds each hot table's cache of decoded records.
+const cacheBytes = 16 << 20
 
 // impiRecord is a private identity (hss.impi/<impi>).
 type impiRecord struct {
@@ -120,6 +126,16 @@ type impiRecord struct {
 	AKA      *akaRecord `json:"aka,omitempty"`
 	// IRS is a hint: every IRS that lists this IMPI is here, and maybe more.
 	IRS []string `json:"irs,omitempty"`
+}
+
+func (r impiRecord) clone() impiRecord {
+	if r.AKA != nil {
+		a := *r.AKA
+		a.K, a.OPc = slices.Clone(a.K), slices.Clone(a.OPc)
+		r.AKA = &a
+	}
+	r.IRS = slices.Clone(r.IRS)
+	return r
 }
 
 type akaRecord struct {
@@ -146,6 +162,10 @@ type profileRecord struct {
 	IFC string `json:"ifc,omitempty"`
 }
 
+func (r irsRecord) clone() irsRecord {
+	return irsRecord{Profiles: slices.Clone(r.Profiles), Publics: slices.Clone(r.Publics), Privates: slices.Clone(r.Privates)}
+}
+
 func (r *irsRecord) profile(id string) *profileRecord {
 	for i := range r.Profiles {
 		if r.Profiles[i].ID == id {
@@ -170,6 +190,11 @@ type regRecord struct {
 	SCSCF string   `json:"scscf,omitempty"`
 	// IMPIs are the private identities that registered the set.
 	IMPIs []string `json:"impis,omitempty"`
+}
+
+func (r regRecord) clone() regRecord {
+	r.IMPIs = slices.Clone(r.IMPIs)
+	return r
 }
 
 // errUnchanged tells update that fn left the record as it was.

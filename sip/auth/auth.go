@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -155,9 +156,14 @@ func New(opts Options) *Authenticator {
 		opts.Logger = slog.Default()
 	}
 	return &Authenticator{
-		opts:  opts,
-		log:   opts.Logger.With("component", "auth"),
-		chals: kv.NewTable[challenge](opts.KV, tableChallenges, nil),
+		opts: opts,
+		log:  opts.Logger.With("component", "auth"),
+		// A challenge is written, then read back once by the response,
+		// usually on this node: caching it spares decoding it.
+		chals: kv.NewTable[challenge](opts.KV, tableChallenges, nil).WithCache(4<<20, func(c challenge) challenge {
+			c.CK, c.IK = slices.Clone(c.CK), slices.Clone(c.IK)
+			return c
+		}),
 	}
 }
 

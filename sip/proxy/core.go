@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
@@ -105,6 +106,7 @@ type Core struct {
 	closed   bool
 	closers  []io.Closer
 	branchID func() string
+	answered *answerCache
 }
 
 type boundListener struct {
@@ -149,6 +151,7 @@ func New(cfg Config) (*Core, error) {
 		}
 	}
 	c.branchID = newIDSource(cfg.Rand)
+	c.answered = newAnswerCache(sip.Timer_J, time.Now)
 	// A proxy refuses only Proxy-Require extensions it lacks (RFC 3261
 	// §16.3 step 4); Require is for the UAS.
 	c.checker = sipcheck.Policy{Supported: []string{"path", "outbound", "gruu", "timer", "100rel"}}

@@ -168,7 +168,9 @@ func (w wireUp) respond(res *sip.Response) {
 	res.SetTransport(w.req.Transport())
 	if err := w.tx.Respond(res); err != nil {
 		w.core.log.Debug("response not sent", "status", res.StatusCode, "err", err)
+		return
 	}
+	w.core.keepAnswer(w.req, w.tx, res)
 }
 
 // onRequest is the transaction layer's entry for every received request.
@@ -179,6 +181,9 @@ func (c *Core) onRequest(req *sip.Request, tx *sip.ServerTx) {
 		// and is routed statelessly along its Route set.
 		c.forwardAck(req, ln)
 		tx.Terminate()
+		return
+	}
+	if c.answerAgain(req, tx) {
 		return
 	}
 	src := Source{Transport: strings.ToUpper(req.Transport()), Addr: req.Source()}

@@ -9,6 +9,7 @@ import (
 	"hash/fnv"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -111,8 +112,10 @@ func New(opts Options) *Registrar {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &Registrar{
-		opts:   opts,
-		aors:   kv.NewTable[aorRecord](opts.KV, Table, nil),
+		opts: opts,
+		// Every registration reads its record twice and most calls once;
+		// a cache of decoded records spares the JSON decoding.
+		aors:   kv.NewTable[aorRecord](opts.KV, Table, nil).WithCache(32<<20, aorRecord.deepClone),
 		timers: opts.Timers,
 		hss:    opts.HSS,
 		clock:  opts.Clock,
@@ -213,6 +216,20 @@ func (a *aorRecord) clone() *aorRecord {
 	c.Bindings = append([]bindingRec(nil), a.Bindings...)
 	c.Subs = append([]subRec(nil), a.Subs...)
 	return &c
+}
+
+// deepClone copies everything, down to each binding's and subscription's
+// slices.
+func (a aorRecord) deepClone() aorRecord {
+	c := *a.clone()
+	for i := range c.Bindings {
+		b := &c.Bindings[i]
+		b.Params, b.Path = slices.Clone(b.Params), slices.Clone(b.Path)
+	}
+	for i := range c.Subs {
+		c.Subs[i].Routes = slices.Clone(c.Subs[i].Routes)
+	}
+	return c
 }
 
 // maxAttempts bounds compare-and-set retries on one record.

@@ -1,0 +1,79 @@
+package proxy
+
+import (
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"stillwater/sip/siptest/endpoint"
+)
+
+// TestRetransmissionAnsweredFromCache: a non-INVITE request retransmitted
+// over UDP after its final response gets the same response again, without
+// reaching the service a second time, although its transaction has ended.
+func TestRetransmissionAnsweredFromCache(t *testing.T) {
+	var calls atomic.Int32
+	svc := ServiceFunc(func(tx *Txn) {
+		calls.Add(1)
+		tx.Reply(200, "OK")
+	})
+	r := newRig(t, Config{}, "svc", map[string]Service{"svc": svc})
+	ue := endpoint.New(t, endpoint.RemoteIP, "ue")
+	msg := simple(ue, "MESSAGE", "rtx1", "sip:bob@example.com")
+
+	ue.Send(r.udpAddr(), msg)
+	first := ue.Final("rtx1", sip.MESSAGE)
+	if first.StatusCode != 200 {
+		t.Fatalf("first answer %d", first.StatusCode)
+	}
+	if n := r.core.answered.len(); n != 1 {
+		t.Fatalf("%d answers kept, want 1", n)
+	}
+	ue.Send(r.udpAddr(), msg)
+	again := ue.Final("rtx1", sip.MESSAGE)
+	if again.String() != first.String() {
+		t.Fatalf("retransmission answered\n%s\nwant\n%s", again, first)
+	}
+	if n := calls.Load(); n != 1 {
+		t.Fatalf("service saw the request %d times", n)
+	}
+
+	// A new transaction (new branch) is processed.
+	ue.Send(r.udpAddr(), simple(ue, "MESSAGE", "rtx2", "sip:bob@example.com"))
+	if res := ue.Final("rtx2", sip.MESSAGE); res.StatusCode != 200 || calls.Load() != 2 {
+		t.Fatalf("new request: %d, service calls %d", res.StatusCode, calls.Load())
+	}
+}
+
+func TestAnswerCacheExpiry(t *testing.T) {
+	now := time.Unix(1000, 0)
+	c := newAnswerCache(32*time.Second, func() time.Time { return now })
+	c.add("a", []byte("A"))
+	now = now.Add(10 * time.Second)
+	c.add("b", []byte("B"))
+	c.add("a", []byte("A2")) // the same key again (a new request reusing it)
+	cases := []struct {
+		at   time.Duration // since the start
+		key  string
+		want string
+	}{
+		{20 * time.Second, "a", "A2"},
+		{20 * time.Second, "b", "B"},
+		{33 * time.Second, "a", "A2"}, // the first add expired, the second not
+		{42 * time.Second, "a", ""},
+		{42 * time.Second, "b", ""},
+	}
+	start := time.Unix(1000, 0)
+	for _, tc := range cases {
+		now = start.Add(tc.at)
+		got, ok := c.lookup(tc.key)
+		if string(got) != tc.want || ok != (tc.want != "") {
+			t.Errorf("at %v %s = %q %v, want %q", tc.at, tc.key, got, ok, tc.want)
+		}
+	}
+	if n := c.len(); n != 0 {
+		t.Errorf("%d entries left after expiry", n)
+	}
+}
