@@ -85,12 +85,13 @@ func (b *branch) track(tx sip.ClientTransaction, h wireHop) {
 			b.respond(res)
 			if res.StatusCode >= 200 {
 				if res.IsSuccess() && req.IsInvite() {
-					// Further 2xx from a forking downstream proxy arrive
-					// as retransmissions of the accepted transaction.
-					tx.OnRetransmission(func(r *sip.Response) {
-						r.RemoveHeader("Via")
-						b.respond(r)
-					})
+					// Retransmissions of the 2xx, and further 2xx from a
+					// forking downstream proxy, reach the accepted
+					// transaction (Timer M, 32 s). The proxy core forwards
+					// them statelessly by Via (RFC 3261 §16.7 step 10,
+					// RFC 6026): going back through the hops instead would
+					// keep every hop's state for those 32 s.
+					tx.OnRetransmission(c.onStrayResponse)
 				}
 				return
 			}
