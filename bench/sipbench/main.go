@@ -97,7 +97,7 @@ func main() {
 	flag.StringVar(&o.dir, "dir", "", "working directory (default: a temporary one, removed afterwards)")
 	only := flag.String("only", "reg,call", "what to measure: reg, call or both (comma-separated)")
 	flag.StringVar(&o.services, "services", "mmtel", "Stillwater subscribers' services: mmtel (default iFCs) or none")
-	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write Stillwater's CPU profile of each confirmation run to `prefix`.<reg|inv>-<transport>.pprof, and its heap at the end to ….heap.pprof")
+	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write Stillwater's CPU profile of each confirmation run to `prefix`.<reg|inv>-<transport>.pprof, and its heap and goroutines at the end to ….heap.pprof and ….goroutine.txt")
 	flag.Parse()
 	o.loads = map[string]bool{}
 	for _, l := range strings.Split(*only, ",") {
@@ -434,6 +434,9 @@ func startStillwater(ctx context.Context, o options, dir string, users []sipp.Us
 			if err == nil {
 				// The heap as the run ends, with its transactions still held.
 				err = fetchProfile(ctx, base+"/debug/pprof/heap", token, strings.TrimSuffix(file, ".pprof")+".heap.pprof")
+			}
+			if err == nil {
+				err = fetchProfile(ctx, base+"/debug/pprof/goroutine?debug=1", token, strings.TrimSuffix(file, ".pprof")+".goroutine.txt")
 			}
 			errc <- err
 		}()

@@ -9,7 +9,7 @@ import (
 )
 
 // answerCache stands in for the completed non-INVITE server transactions of
-// requests received over UDP. RFC 3261 §17.2.2 keeps such a transaction for
+// requests received over UDP, and for accepted INVITE ones. RFC 3261 §17.2.2 keeps such a transaction for
 // Timer J (64*T1, 32 s) only to answer retransmissions of its request with
 // the same final response. sipgo keeps the whole transaction for that time,
 // parsed request and response included: at a few thousand requests a second
@@ -96,12 +96,26 @@ type udpWriter interface {
 // keepAnswer is called after a final response went out on a server
 // transaction: for a non-INVITE request received over UDP it keeps the
 // response's bytes to answer retransmissions and ends the transaction.
+//
+// An INVITE answered with a 2xx is ended the same way: RFC 6026's accepted
+// state only absorbs retransmissions of the INVITE (2xx retransmissions are
+// the UAS's, relayed statelessly), so an empty entry stands for it.
 func (c *Core) keepAnswer(req *sip.Request, t sip.ServerTransaction, res *sip.Response) {
-	if c.answered == nil || res.StatusCode < 200 || req.IsInvite() || req.IsAck() || !isUDP(req.Transport()) {
+	if c.answered == nil || res.StatusCode < 200 || req.IsAck() {
 		return
+	}
+	invite2xx := req.IsInvite() && res.IsSuccess()
+	if req.IsInvite() && !invite2xx {
+		return // completed until its ACK, which sipgo handles
 	}
 	tx, ok := t.(*sip.ServerTx)
 	if !ok {
+		return
+	}
+	if !isUDP(req.Transport()) {
+		if invite2xx {
+			tx.Terminate() // no retransmissions over a reliable transport
+		}
 		return
 	}
 	if _, ok := tx.Connection().(udpWriter); !ok {
@@ -111,14 +125,18 @@ func (c *Core) keepAnswer(req *sip.Request, t sip.ServerTransaction, res *sip.Re
 	if err != nil {
 		return
 	}
-	c.answered.add(key, []byte(res.String()))
+	var b []byte
+	if !invite2xx {
+		b = []byte(res.String())
+	}
+	c.answered.add(key, b)
 	tx.Terminate()
 }
 
 // answerAgain resends the kept final response to a retransmitted request;
 // it reports whether req was one.
 func (c *Core) answerAgain(req *sip.Request, tx *sip.ServerTx) bool {
-	if c.answered == nil || req.IsInvite() || req.IsAck() || !isUDP(req.Transport()) {
+	if c.answered == nil || req.IsAck() || !isUDP(req.Transport()) {
 		return false
 	}
 	key, err := sip.ServerTxKeyMake(req)
@@ -128,6 +146,10 @@ func (c *Core) answerAgain(req *sip.Request, tx *sip.ServerTx) bool {
 	res, ok := c.answered.lookup(key)
 	if !ok {
 		return false
+	}
+	if len(res) == 0 {
+		tx.Terminate() // an INVITE already accepted: absorbed
+		return true
 	}
 	w, ok := tx.Connection().(udpWriter)
 	if !ok {

@@ -77,3 +77,34 @@ func TestAnswerCacheExpiry(t *testing.T) {
 		t.Errorf("%d entries left after expiry", n)
 	}
 }
+
+// TestAcceptedInviteAbsorbsRetransmission: once an INVITE is answered with
+// a 2xx its transaction ends, and a retransmission of the INVITE is absorbed
+// rather than processed as a new call.
+func TestAcceptedInviteAbsorbsRetransmission(t *testing.T) {
+	var calls atomic.Int32
+	svc := ServiceFunc(func(tx *Txn) {
+		calls.Add(1)
+		tx.Reply(200, "OK")
+	})
+	r := newRig(t, Config{}, "svc", map[string]Service{"svc": svc})
+	ue := endpoint.New(t, endpoint.RemoteIP, "ue")
+	inv := invite(ue, "acc1", "sip:bob@example.com")
+	ue.Send(r.udpAddr(), inv)
+	if res := ue.Final("acc1", sip.INVITE); res.StatusCode != 200 {
+		t.Fatalf("answer %d", res.StatusCode)
+	}
+	ue.Send(r.udpAddr(), inv)
+	// The answer to a request sent after the retransmission is the event
+	// to wait on: the socket's datagrams are read in order.
+	ue.Send(r.udpAddr(), simple(ue, "OPTIONS", "acc2", "sip:bob@example.com"))
+	ue.Final("acc2", sip.OPTIONS)
+	if n := calls.Load(); n != 2 {
+		t.Fatalf("service saw %d requests, want the INVITE once and the OPTIONS", n)
+	}
+	for _, m := range ue.Drain() {
+		if res := m.Res(); res != nil && res.CallID() != nil && res.CallID().Value() == "acc1" {
+			t.Fatalf("retransmitted INVITE answered: %d", res.StatusCode)
+		}
+	}
+}

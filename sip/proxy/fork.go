@@ -58,6 +58,25 @@ type fork struct {
 	pending  int
 	best     *sip.Response
 	answered bool // a 2xx was relayed
+	// timers are the rounds' Timeout and ResponseTimeout timers, stopped
+	// once the fork is answered: their closures hold every branch.
+	timers []*time.Timer
+}
+
+func (f *fork) addTimer(t *time.Timer) {
+	f.mu.Lock()
+	f.timers = append(f.timers, t)
+	f.mu.Unlock()
+}
+
+func (f *fork) stopTimers() {
+	f.mu.Lock()
+	ts := f.timers
+	f.timers = nil
+	f.mu.Unlock()
+	for _, t := range ts {
+		t.Stop()
+	}
 }
 
 type branch struct {
@@ -127,10 +146,10 @@ func (f *fork) start(targets []Target) {
 	f.pending += len(bs)
 	f.mu.Unlock()
 	if f.spec.Timeout > 0 && f.t.Req.IsInvite() {
-		time.AfterFunc(f.spec.Timeout, func() { f.expire(bs) })
+		f.addTimer(time.AfterFunc(f.spec.Timeout, func() { f.expire(bs) }))
 	}
 	if f.spec.ResponseTimeout > 0 {
-		time.AfterFunc(f.spec.ResponseTimeout, func() {
+		f.addTimer(time.AfterFunc(f.spec.ResponseTimeout, func() {
 			var silent []*branch
 			for _, b := range bs {
 				b.mu.Lock()
@@ -140,7 +159,7 @@ func (f *fork) start(targets []Target) {
 				b.mu.Unlock()
 			}
 			f.expire(silent)
-		})
+		}))
 	}
 	for i, b := range bs {
 		flow := targets[i].Flow
@@ -324,6 +343,7 @@ func (f *fork) onResponse(b *branch, res *sip.Response) {
 		f.answered = true
 		f.pending--
 		f.mu.Unlock()
+		f.stopTimers()
 		if f.spec.OnResponse != nil {
 			f.spec.OnResponse(res)
 		}
@@ -347,6 +367,7 @@ func (f *fork) onResponse(b *branch, res *sip.Response) {
 	if !done {
 		return
 	}
+	f.stopTimers() // every branch of every round has answered
 	if f.spec.OnFinal != nil && !t.Cancelled() {
 		if next := f.spec.OnFinal(best); len(next) > 0 {
 			f.mu.Lock()

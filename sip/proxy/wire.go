@@ -86,12 +86,13 @@ func (b *branch) track(tx sip.ClientTransaction, h wireHop) {
 			if res.StatusCode >= 200 {
 				if res.IsSuccess() && req.IsInvite() {
 					// Retransmissions of the 2xx, and further 2xx from a
-					// forking downstream proxy, reach the accepted
-					// transaction (Timer M, 32 s). The proxy core forwards
-					// them statelessly by Via (RFC 3261 §16.7 step 10,
-					// RFC 6026): going back through the hops instead would
-					// keep every hop's state for those 32 s.
-					tx.OnRetransmission(c.onStrayResponse)
+					// forking downstream proxy, need no transaction: the
+					// proxy core forwards them statelessly by Via (RFC 3261
+					// §16.7 step 10) as stray responses. Keeping the
+					// accepted transaction for Timer M (32 s) would keep
+					// the request, and going back through the hops would
+					// keep every hop's state, as long.
+					tx.Terminate()
 				}
 				return
 			}
