@@ -99,7 +99,7 @@ func (c *ICSCF) register(t *proxy.Txn) {
 			return
 		}
 	}
-	c.forward(t, c.candidates(rd))
+	c.forward(t, c.candidates(rd), rd)
 }
 
 func (c *ICSCF) terminating(t *proxy.Txn) { c.locate(t, true) }
@@ -134,7 +134,7 @@ func (c *ICSCF) locate(t *proxy.Txn, withENUM bool) {
 			return
 		}
 	}
-	c.forward(t, c.candidates(rd))
+	c.forward(t, c.candidates(rd), rd)
 }
 
 // enumRoute translates a number by ENUM: a home result is looked up again,
@@ -190,7 +190,10 @@ func (c *ICSCF) candidates(rd *hss.RegData) []sip.Uri {
 
 // forward sends the request to the first S-CSCF, moving to the next when
 // one does not answer or is unavailable.
-func (c *ICSCF) forward(t *proxy.Txn, candidates []sip.Uri) {
+// forward sends the request to the first candidate S-CSCF, then to the
+// next while they fail; an S-CSCF of this node receives rd with it rather
+// than reading it again.
+func (c *ICSCF) forward(t *proxy.Txn, candidates []sip.Uri, rd *hss.RegData) {
 	if len(candidates) == 0 {
 		t.Reply(480, "Temporarily Unavailable", warning("no S-CSCF available"))
 		return
@@ -202,7 +205,7 @@ func (c *ICSCF) forward(t *proxy.Txn, candidates []sip.Uri) {
 			u.UriParams = sip.NewParams()
 		}
 		u.UriParams.Add("lr", "")
-		return proxy.Target{Routes: []sip.Uri{u}}
+		return proxy.Target{Routes: []sip.Uri{u}, Carry: rd}
 	}
 	t.Forward(proxy.Fork{
 		Targets: []proxy.Target{route(candidates[0])},

@@ -21,6 +21,11 @@ type Target struct {
 	Flow string
 	// Edit, if set, adjusts this branch's copy of the request.
 	Edit func(*sip.Request)
+	// Carry is handed in memory to the next hop when that is a service of
+	// this core (Txn.Carried), so that it need not read again what this hop
+	// just read; it is dropped when the request leaves over the wire. The
+	// receiver must treat it as read-only.
+	Carry any
 }
 
 // Fork says how to forward a transaction.
@@ -80,8 +85,9 @@ func (f *fork) stopTimers() {
 }
 
 type branch struct {
-	f   *fork
-	req *sip.Request
+	f     *fork
+	req   *sip.Request
+	carry any
 
 	mu         sync.Mutex
 	final      bool
@@ -139,7 +145,7 @@ func (f *fork) start(targets []Target) {
 		if tg.Edit != nil {
 			tg.Edit(req)
 		}
-		bs = append(bs, &branch{f: f, req: req})
+		bs = append(bs, &branch{f: f, req: req, carry: tg.Carry})
 	}
 	f.mu.Lock()
 	f.branches = append(f.branches, bs...)
@@ -218,7 +224,7 @@ func (b *branch) runLocal(svc string, route *sip.Uri) {
 	parent := b.f.t
 	ctx, cancel := context.WithCancel(context.Background())
 	child := &Txn{Req: b.req, Route: route, core: parent.core, up: b, ctx: ctx, cancel: cancel,
-		Src: Source{Local: true, Trusted: true, From: parent.Service}}
+		Src: Source{Local: true, Trusted: true, From: parent.Service}, carried: b.carry}
 	b.mu.Lock()
 	b.provision = true // an in-memory hop may be cancelled at once
 	b.heard = true

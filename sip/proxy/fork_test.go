@@ -268,7 +268,10 @@ func TestInMemoryHop(t *testing.T) {
 	uas := endpoint.New(t, endpoint.RemoteIP, "uas")
 	seen := make(chan *Txn, 1)
 	first := ServiceFunc(func(tx *Txn) {
-		tx.Forward(Fork{Targets: []Target{{Routes: []sip.Uri{mustURI(t, "sip:second.test;lr")}}}})
+		if tx.Carried() != nil {
+			t.Errorf("a request from the wire carries %v", tx.Carried())
+		}
+		tx.Forward(Fork{Targets: []Target{{Routes: []sip.Uri{mustURI(t, "sip:second.test;lr")}, Carry: "from first"}}})
 	})
 	second := ServiceFunc(func(tx *Txn) {
 		seen <- tx
@@ -291,6 +294,9 @@ func TestInMemoryHop(t *testing.T) {
 	}
 	if !tx.Src.Local || tx.Src.From != "first" || !tx.Src.Trusted {
 		t.Errorf("Src = %+v, want a local hop from first", tx.Src)
+	}
+	if c := tx.Carried(); c != "from first" {
+		t.Errorf("Carried() = %v, want what first handed on", c)
 	}
 	in := uas.Request(sip.INVITE)
 	req := in.Req()

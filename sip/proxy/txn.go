@@ -71,7 +71,13 @@ type Txn struct {
 	sent1xx   bool
 	cancelled bool
 	fork      *fork
+	carried   any
 }
+
+// Carried is what the previous hop, a service of this core, handed on with
+// the request (Target.Carry); nil if it came over the wire or carried
+// nothing.
+func (t *Txn) Carried() any { return t.carried }
 
 // Context ends when the transaction is cancelled or completes.
 func (t *Txn) Context() context.Context { return t.ctx }

@@ -178,7 +178,7 @@ func (s *SCSCF) register(t *proxy.Txn) {
 	// One registration-data read serves the registrar and, through the
 	// state before this REGISTER, tells an initial registration from a
 	// re-registration for the third-party REGISTERs.
-	rd, err := s.o.HSS.RegData(t.Context(), impu)
+	rd, err := s.regData(t, impu)
 	if err != nil {
 		rd = nil
 	}
@@ -336,6 +336,15 @@ func isTelOffNet(u *sip.Uri, s *SCSCF) bool {
 	return false
 }
 
+// regData is impu's registration data: what the I-CSCF of this node read
+// for this very request, if it handed that on, else a fresh read.
+func (s *SCSCF) regData(t *proxy.Txn, impu string) (*hss.RegData, error) {
+	if rd, ok := t.Carried().(*hss.RegData); ok && rd != nil && rd.IMPU == impu {
+		return rd, nil
+	}
+	return s.o.HSS.RegData(t.Context(), impu)
+}
+
 func regState(rd *hss.RegData) string {
 	if rd.State == hss.Registered {
 		return "reg"
@@ -372,7 +381,7 @@ func (s *SCSCF) terminatingWith(t *proxy.Txn, rr []sip.Uri) {
 	if num, ok := telNumber(&uri); ok && !strings.EqualFold(uri.Scheme, "tel") {
 		impu = "tel:" + num
 	}
-	rd, err := s.o.HSS.RegData(t.Context(), impu)
+	rd, err := s.regData(t, impu)
 	if err != nil {
 		s.hssFailure(t, impu, err)
 		return
