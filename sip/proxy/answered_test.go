@@ -10,17 +10,23 @@ import (
 	"stillwater/sip/siptest/endpoint"
 )
 
-// TestRetransmissionAnsweredFromCache: a non-INVITE request retransmitted
-// over UDP after its final response gets the same response again, without
-// reaching the service a second time, although its transaction has ended.
-func TestRetransmissionAnsweredFromCache(t *testing.T) {
-	var calls atomic.Int32
+// countingRig is a core whose service answers 200 to everything and counts
+// the requests it sees, and a UE to send them.
+func countingRig(t *testing.T) (*rig, *endpoint.Endpoint, *atomic.Int32) {
+	calls := new(atomic.Int32)
 	svc := ServiceFunc(func(tx *Txn) {
 		calls.Add(1)
 		tx.Reply(200, "OK")
 	})
 	r := newRig(t, Config{}, "svc", map[string]Service{"svc": svc})
-	ue := endpoint.New(t, endpoint.RemoteIP, "ue")
+	return r, endpoint.New(t, endpoint.RemoteIP, "ue"), calls
+}
+
+// TestRetransmissionAnsweredFromCache: a non-INVITE request retransmitted
+// over UDP after its final response gets the same response again, without
+// reaching the service a second time, although its transaction has ended.
+func TestRetransmissionAnsweredFromCache(t *testing.T) {
+	r, ue, calls := countingRig(t)
 	msg := simple(ue, "MESSAGE", "rtx1", "sip:bob@example.com")
 
 	ue.Send(r.udpAddr(), msg)
@@ -82,13 +88,7 @@ func TestAnswerCacheExpiry(t *testing.T) {
 // a 2xx its transaction ends, and a retransmission of the INVITE is absorbed
 // rather than processed as a new call.
 func TestAcceptedInviteAbsorbsRetransmission(t *testing.T) {
-	var calls atomic.Int32
-	svc := ServiceFunc(func(tx *Txn) {
-		calls.Add(1)
-		tx.Reply(200, "OK")
-	})
-	r := newRig(t, Config{}, "svc", map[string]Service{"svc": svc})
-	ue := endpoint.New(t, endpoint.RemoteIP, "ue")
+	r, ue, calls := countingRig(t)
 	inv := invite(ue, "acc1", "sip:bob@example.com")
 	ue.Send(r.udpAddr(), inv)
 	if res := ue.Final("acc1", sip.INVITE); res.StatusCode != 200 {
