@@ -189,10 +189,8 @@ func (c *ICSCF) candidates(rd *hss.RegData) []sip.Uri {
 }
 
 // forward sends the request to the first S-CSCF, moving to the next when
-// one does not answer or is unavailable.
-// forward sends the request to the first candidate S-CSCF, then to the
-// next while they fail; an S-CSCF of this node receives rd with it rather
-// than reading it again.
+// one does not answer or is unavailable; an S-CSCF of this node receives rd
+// with it rather than reading it again.
 func (c *ICSCF) forward(t *proxy.Txn, candidates []sip.Uri, rd *hss.RegData) {
 	if len(candidates) == 0 {
 		t.Reply(480, "Temporarily Unavailable", warning("no S-CSCF available"))

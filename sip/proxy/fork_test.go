@@ -88,6 +88,30 @@ func TestForkCancelsLoser(t *testing.T) {
 	}
 }
 
+// TestForkRelaysEvery2xx: when both branches answer 200 before the CANCEL
+// lands, the caller gets both (RFC 3261 §16.7 step 5), although the first
+// 2xx ended the server transaction (sipgo still sends on an ended one).
+func TestForkRelaysEvery2xx(t *testing.T) {
+	uas1, uas2 := endpoint.New(t, endpoint.RemoteIP, "uas"), endpoint.New(t, endpoint.RemoteIP, "uas")
+	r := newRig(t, Config{}, "fwd", map[string]Service{"fwd": forwardTo(t, uas1.URI("one"), uas2.URI("two"))})
+	caller := endpoint.New(t, endpoint.RemoteIP, "uas")
+	caller.Send(r.udpAddr(), invite(caller, "fork2xx", "sip:bob@example.com"))
+	in1, in2 := uas1.Request(sip.INVITE), uas2.Request(sip.INVITE)
+	ok1 := uas1.Answer(in1, 200, "OK")
+	first := caller.Response("fork2xx", sip.INVITE, 200).Res()
+	ok2 := uas2.Answer(in2, 200, "OK")
+	second := caller.Wait("the second 200", func(m endpoint.Rx) bool {
+		res := m.Res()
+		return res != nil && res.StatusCode == 200 && res.CallID().Value() == "fork2xx" && mustTag(res) == mustTag(ok2)
+	}).Res()
+	if mustTag(first) != mustTag(ok1) {
+		t.Errorf("first 200 To tag %q, want %q", mustTag(first), mustTag(ok1))
+	}
+	if n := len(second.GetHeaders("Via")); n != 1 {
+		t.Errorf("second 200 has %d Vias, want the caller's only", n)
+	}
+}
+
 func mustTag(res *sip.Response) string {
 	v, _ := res.To().Params.Get("tag")
 	return v
