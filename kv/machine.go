@@ -57,6 +57,13 @@ func (s *Service) Open(shard int, tx *bolt.Tx) error {
 }
 
 // applier carries one Apply's buckets and the shard state it advances.
+// applied is what an applier opened in a transaction, and the shard's meta
+// state as the applier left it.
+type applied struct {
+	recs, exp, feed, meta *bolt.Bucket
+	m                     shardMeta
+}
+
 type applier struct {
 	svc  *Service
 	st   *shardState
@@ -86,9 +93,14 @@ func (s *Service) Apply(shard int, tx *bolt.Tx, e consensus.Entry) ([]byte, erro
 	defer st.applyMu.Unlock()
 
 	a := applier{svc: s, st: st, e: e}
-	if err := a.open(tx); err != nil {
+	if o := st.open; o.recs != nil && o.recs.Tx() == tx {
+		// The cached buckets keep their transaction alive, so a later
+		// transaction cannot have its address: equality means the same one.
+		a.recs, a.exp, a.feed, a.meta, a.m = o.recs, o.exp, o.feed, o.meta, o.m
+	} else if err := a.open(tx); err != nil {
 		return nil, fmt.Errorf("kv: apply shard %d index %d: %w", shard, e.Index, err)
 	}
+	st.open = applied{}
 	d := decoder{b: e.Cmd}
 	var (
 		res []byte
@@ -112,8 +124,10 @@ func (s *Service) Apply(shard int, tx *bolt.Tx, e consensus.Entry) ([]byte, erro
 		err = a.finish()
 	}
 	if err != nil {
+		// The transaction is rolled back: nothing of it may be reused.
 		return nil, fmt.Errorf("kv: apply shard %d index %d: %w", shard, e.Index, err)
 	}
+	st.open = applied{recs: a.recs, exp: a.exp, feed: a.feed, meta: a.meta, m: a.m}
 	if res[0] == resInvalid {
 		// The proposer built a command this version cannot read: a bug or a
 		// newer node; the rejection is deterministic, so the shard goes on.

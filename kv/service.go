@@ -61,6 +61,11 @@ type shardState struct {
 	// applyMu serializes Apply (consensus already does; this keeps scratch safe).
 	applyMu sync.Mutex
 	scratch []byte // key scratch for Apply; bbolt copies keys
+	// open is the applier state of the last Apply, reused while consensus
+	// applies into the same transaction: finding the buckets and decoding
+	// the meta state again for every entry was half the tree lookups of a
+	// put. Guarded by applyMu.
+	open applied
 
 	earliest atomic.Int64  // earliest expiry in the index (Unix ns), 0 if none
 	wake     chan struct{} // nudges the sweeper when earliest moves earlier
