@@ -49,6 +49,29 @@ func TestGood(t *testing.T) {
 	}
 }
 
+func TestKeptUp(t *testing.T) {
+	tests := []struct {
+		name string
+		p50  time.Duration
+		want bool
+	}{
+		{"fast", 4 * time.Millisecond, true},
+		{"at the limit", time.Second, true},
+		{"queued", 3468 * time.Millisecond, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := sipp.Result{ResponseTimes: map[string]sipp.Percentiles{"reg": {P50: tc.p50}}}
+			if got := keptUp(r, "reg"); got != tc.want {
+				t.Fatalf("keptUp = %v, want %v", got, tc.want)
+			}
+		})
+	}
+	if !keptUp(sipp.Result{}, "inv") {
+		t.Fatal("a step without response times fails on the success count alone")
+	}
+}
+
 func TestWaitTCP(t *testing.T) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
