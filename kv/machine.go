@@ -56,7 +56,6 @@ func (s *Service) Open(shard int, tx *bolt.Tx) error {
 	return nil
 }
 
-// applier carries one Apply's buckets and the shard state it advances.
 // applied is what an applier opened in a transaction, and the shard's meta
 // state as the applier left it.
 type applied struct {
@@ -64,15 +63,12 @@ type applied struct {
 	m                     shardMeta
 }
 
+// applier carries one Apply's buckets and the shard state it advances.
 type applier struct {
-	svc  *Service
-	st   *shardState
-	e    consensus.Entry
-	recs *bolt.Bucket
-	exp  *bolt.Bucket
-	feed *bolt.Bucket
-	meta *bolt.Bucket
-	m    shardMeta
+	applied
+	svc *Service
+	st  *shardState
+	e   consensus.Entry
 
 	dirty   bool   // m changed: write it back
 	stamped bool   // version and hlc assigned
@@ -96,7 +92,7 @@ func (s *Service) Apply(shard int, tx *bolt.Tx, e consensus.Entry) ([]byte, erro
 	if o := st.open; o.recs != nil && o.recs.Tx() == tx {
 		// The cached buckets keep their transaction alive, so a later
 		// transaction cannot have its address: equality means the same one.
-		a.recs, a.exp, a.feed, a.meta, a.m = o.recs, o.exp, o.feed, o.meta, o.m
+		a.applied = o
 	} else if err := a.open(tx); err != nil {
 		return nil, fmt.Errorf("kv: apply shard %d index %d: %w", shard, e.Index, err)
 	}
@@ -127,7 +123,7 @@ func (s *Service) Apply(shard int, tx *bolt.Tx, e consensus.Entry) ([]byte, erro
 		// The transaction is rolled back: nothing of it may be reused.
 		return nil, fmt.Errorf("kv: apply shard %d index %d: %w", shard, e.Index, err)
 	}
-	st.open = applied{recs: a.recs, exp: a.exp, feed: a.feed, meta: a.meta, m: a.m}
+	st.open = a.applied
 	if res[0] == resInvalid {
 		// The proposer built a command this version cannot read: a bug or a
 		// newer node; the rejection is deterministic, so the shard goes on.

@@ -1,6 +1,6 @@
 // Command sipbench finds the highest rate a SIP server sustains with at
-// least 99.9 % successful transactions and a median response within 1 s, for initial registrations with digest
-// authentication and for calls, and prints the figures side by side for
+// least 99.9 % successful transactions and a median response within 1 s,
+// for initial registrations with digest authentication and for calls, and prints the figures side by side for
 // Kamailio (the reference, started through bench/kamailio) and Stillwater.
 //
 // For each target and transport it ramps the rate up (doubling) for short
@@ -60,8 +60,8 @@ type options struct {
 	// iFCs, the MMTEL AS originating and terminating on every call) or
 	// "none" (iFCs that trigger nothing), to price the TAS.
 	services string
-	// cpuprofile, when set, is where the Stillwater node's CPU profile of
-	// each confirmation run goes (<prefix>.<what>-<transport>.pprof).
+	// cpuprofile, when set, is the file prefix for the Stillwater node's
+	// CPU, heap and goroutine profiles of each confirmation run.
 	cpuprofile string
 	log        *slog.Logger
 }
@@ -173,8 +173,9 @@ type server struct {
 	close    func()
 	// transport is the one being measured, for file names.
 	transport string
-	// profile, if the target can, records the server's CPU profile for d
-	// into file in the background; the returned function waits for it.
+	// profile, if the target can, records the server's profiles for d into
+	// file and its siblings in the background; the returned function waits
+	// for them.
 	profile func(d time.Duration, file string) func() error
 }
 

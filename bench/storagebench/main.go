@@ -24,8 +24,9 @@
 // between them (measured: 6.2k writes/s with 16 shards at GOMAXPROCS 2,
 // 10.4k at 6). -procs changes it.
 //
-// Diagnosis flags: -stages (Raft stage timings), -entry leader (no forwarding), -apply null (no state
-// machine), -wal-maxwait, -cpuprofile and -trace. The in-process nodes' logs
+// Diagnosis flags: -stages (Raft stage timings), -entry leader (no
+// forwarding), -apply null (no state machine), -wal-maxwait, -cpuprofile and
+// -trace. The in-process nodes' logs
 // go to -nodelog.
 package main
 

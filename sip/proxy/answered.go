@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -9,9 +10,9 @@ import (
 )
 
 // answerCache stands in for the completed non-INVITE server transactions of
-// requests received over UDP, and for accepted INVITE ones. RFC 3261 §17.2.2 keeps such a transaction for
-// Timer J (64*T1, 32 s) only to answer retransmissions of its request with
-// the same final response. sipgo keeps the whole transaction for that time,
+// requests received over UDP, and for accepted INVITE ones. RFC 3261
+// §17.2.2 keeps such a transaction for Timer J (64*T1, 32 s) only to answer
+// retransmissions of its request with the same final response. sipgo keeps the whole transaction for that time,
 // parsed request and response included: at a few thousand requests a second
 // that was most of the live heap and a fifth of the CPU went to collecting
 // it. Here the core keeps the response's bytes instead and ends the
@@ -112,7 +113,7 @@ func (c *Core) keepAnswer(req *sip.Request, t sip.ServerTransaction, res *sip.Re
 	if !ok {
 		return
 	}
-	if !isUDP(req.Transport()) {
+	if !strings.EqualFold(req.Transport(), "UDP") {
 		if invite2xx {
 			tx.Terminate() // no retransmissions over a reliable transport
 		}
@@ -136,7 +137,7 @@ func (c *Core) keepAnswer(req *sip.Request, t sip.ServerTransaction, res *sip.Re
 // answerAgain resends the kept final response to a retransmitted request;
 // it reports whether req was one.
 func (c *Core) answerAgain(req *sip.Request, tx *sip.ServerTx) bool {
-	if c.answered == nil || req.IsAck() || !isUDP(req.Transport()) {
+	if c.answered == nil || req.IsAck() || !strings.EqualFold(req.Transport(), "UDP") {
 		return false
 	}
 	key, err := sip.ServerTxKeyMake(req)
@@ -163,5 +164,3 @@ func (c *Core) answerAgain(req *sip.Request, tx *sip.ServerTx) bool {
 	tx.Terminate()
 	return true
 }
-
-func isUDP(transport string) bool { return transport == "UDP" || transport == "udp" }

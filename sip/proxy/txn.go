@@ -164,10 +164,9 @@ func (t *Txn) Cancelled() bool {
 
 // wireUp answers through a sipgo server transaction.
 type wireUp struct {
-	core   *Core
-	tx     sip.ServerTransaction
-	req    *sip.Request
-	cancel *cancelHook // INVITE only
+	core *Core
+	tx   sip.ServerTransaction
+	req  *sip.Request
 }
 
 func (w wireUp) respond(res *sip.Response) {
@@ -177,31 +176,7 @@ func (w wireUp) respond(res *sip.Response) {
 		w.core.log.Debug("response not sent", "status", res.StatusCode, "err", err)
 		return
 	}
-	if res.StatusCode >= 200 && w.cancel != nil {
-		w.cancel.set(nil)
-	}
 	w.core.keepAnswer(w.req, w.tx, res)
-}
-
-// cancelHook leads a CANCEL to the transaction it cancels while that is
-// unanswered. sipgo keeps an answered INVITE transaction, and the hook it
-// was given, for 32 s (Timer L); a hook still holding the transaction
-// would keep every hop's copy of the request alive as long.
-type cancelHook struct {
-	mu sync.Mutex
-	t  *Txn
-}
-
-func (h *cancelHook) set(t *Txn) {
-	h.mu.Lock()
-	h.t = t
-	h.mu.Unlock()
-}
-
-func (h *cancelHook) get() *Txn {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.t
 }
 
 // onRequest is the transaction layer's entry for every received request.
@@ -226,18 +201,11 @@ func (c *Core) onRequest(req *sip.Request, tx *sip.ServerTx) {
 	ctx, cancel := context.WithCancel(context.Background())
 	// The service edits its own copy: sipgo's transaction keeps reading
 	// the request it received (its automatic 100 Trying is built from it).
-	up := wireUp{core: c, tx: tx, req: req}
+	// Once answered, the transaction ends (keepAnswer) or lives only until
+	// its ACK, so this hook does not keep the hops' state for long.
+	t := &Txn{Req: cloneRequest(req), Src: src, core: c, up: wireUp{c, tx, req}, ctx: ctx, cancel: cancel}
 	if req.IsInvite() {
-		up.cancel = &cancelHook{}
-	}
-	t := &Txn{Req: cloneRequest(req), Src: src, core: c, up: up, ctx: ctx, cancel: cancel}
-	if h := up.cancel; h != nil {
-		h.set(t)
-		tx.OnCancel(func(*sip.Request) {
-			if t := h.get(); t != nil {
-				go t.onCancel()
-			}
-		})
+		tx.OnCancel(func(*sip.Request) { go t.onCancel() })
 	}
 	if e := c.checker.CheckRequest(req); e != nil {
 		if res, err := e.Response(req, ""); err == nil {

@@ -115,7 +115,7 @@ func New(opts Options) *Registrar {
 		opts: opts,
 		// Every registration reads its record twice and most calls once;
 		// a cache of decoded records spares the JSON decoding.
-		aors:   kv.NewTable[aorRecord](opts.KV, Table, nil).WithCache(32<<20, aorRecord.deepClone),
+		aors:   kv.NewTable[aorRecord](opts.KV, Table, nil).WithCache(32<<20, aorRecord.clone),
 		timers: opts.Timers,
 		hss:    opts.HSS,
 		clock:  opts.Clock,
@@ -210,26 +210,20 @@ func (a *aorRecord) nextExpiry() int64 {
 
 func (a *aorRecord) empty() bool { return len(a.Bindings) == 0 && len(a.Subs) == 0 }
 
-func (a *aorRecord) clone() *aorRecord {
-	c := *a
-	c.IMPUs = append([]string(nil), a.IMPUs...)
-	c.Bindings = append([]bindingRec(nil), a.Bindings...)
-	c.Subs = append([]subRec(nil), a.Subs...)
-	return &c
-}
-
-// deepClone copies everything, down to each binding's and subscription's
-// slices.
-func (a aorRecord) deepClone() aorRecord {
-	c := *a.clone()
-	for i := range c.Bindings {
-		b := &c.Bindings[i]
+// clone copies everything, down to each binding's and subscription's
+// slices: the record cache and its readers must share nothing mutable.
+func (a aorRecord) clone() aorRecord {
+	a.IMPUs = slices.Clone(a.IMPUs)
+	a.Bindings = slices.Clone(a.Bindings)
+	a.Subs = slices.Clone(a.Subs)
+	for i := range a.Bindings {
+		b := &a.Bindings[i]
 		b.Params, b.Path = slices.Clone(b.Params), slices.Clone(b.Path)
 	}
-	for i := range c.Subs {
-		c.Subs[i].Routes = slices.Clone(c.Subs[i].Routes)
+	for i := range a.Subs {
+		a.Subs[i].Routes = slices.Clone(a.Subs[i].Routes)
 	}
-	return c
+	return a
 }
 
 // maxAttempts bounds compare-and-set retries on one record.
@@ -256,7 +250,7 @@ func (r *Registrar) update(ctx context.Context, key string, fn func(rec *aorReco
 		if !exists {
 			cur = aorRecord{AoR: key}
 		}
-		rec := cur.clone()
+		rec := &cur // Get returns a copy of its own
 		if err := fn(rec, exists); err != nil {
 			return nil, abortError{err}
 		}
