@@ -102,7 +102,7 @@ type udpWriter interface {
 // state only absorbs retransmissions of the INVITE (2xx retransmissions are
 // the UAS's, relayed statelessly), so an empty entry stands for it.
 func (c *Core) keepAnswer(req *sip.Request, t sip.ServerTransaction, res *sip.Response) {
-	if c.answered == nil || res.StatusCode < 200 || req.IsAck() {
+	if res.StatusCode < 200 || req.IsAck() {
 		return
 	}
 	invite2xx := req.IsInvite() && res.IsSuccess()
@@ -113,11 +113,13 @@ func (c *Core) keepAnswer(req *sip.Request, t sip.ServerTransaction, res *sip.Re
 	if !ok {
 		return
 	}
-	if !strings.EqualFold(req.Transport(), "UDP") {
-		if invite2xx {
-			tx.Terminate() // no retransmissions over a reliable transport
-		}
-		return
+	if invite2xx {
+		// Ends however the entry below fares: a 2xx left the transaction
+		// in its proceeding state.
+		defer tx.Terminate()
+	}
+	if c.answered == nil || !strings.EqualFold(req.Transport(), "UDP") {
+		return // no retransmissions over a reliable transport
 	}
 	if _, ok := tx.Connection().(udpWriter); !ok {
 		return
@@ -131,7 +133,9 @@ func (c *Core) keepAnswer(req *sip.Request, t sip.ServerTransaction, res *sip.Re
 		b = []byte(res.String())
 	}
 	c.answered.add(key, b)
-	tx.Terminate()
+	if !invite2xx {
+		tx.Terminate()
+	}
 }
 
 // answerAgain resends the kept final response to a retransmitted request;

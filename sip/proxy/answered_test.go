@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"runtime"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -105,6 +106,36 @@ func TestAcceptedInviteAbsorbsRetransmission(t *testing.T) {
 	for _, m := range ue.Drain() {
 		if res := m.Res(); res != nil && res.CallID() != nil && res.CallID().Value() == "acc1" {
 			t.Fatalf("retransmitted INVITE answered: %d", res.StatusCode)
+		}
+	}
+}
+
+// TestAcceptedInviteReleased: once an INVITE received over UDP is answered
+// with a 2xx, nothing keeps its transaction, and so the service's state, in
+// memory. sipgo's accepted state would have kept it for Timer L (32 s).
+func TestAcceptedInviteReleased(t *testing.T) {
+	released := make(chan struct{})
+	svc := ServiceFunc(func(tx *Txn) {
+		runtime.AddCleanup(tx, func(ch chan struct{}) { close(ch) }, released)
+		tx.Reply(200, "OK")
+	})
+	r := newRig(t, Config{}, "svc", map[string]Service{"svc": svc})
+	ue := endpoint.New(t, endpoint.RemoteIP, "ue")
+	ue.Send(r.udpAddr(), invite(ue, "rel1", "sip:bob@example.com"))
+	if res := ue.Final("rel1", sip.INVITE); res.StatusCode != 200 {
+		t.Fatalf("answer %d", res.StatusCode)
+	}
+	// Collections are triggered until the cleanup runs; the deadline is
+	// only there to fail rather than hang, well inside Timer L.
+	deadline := time.After(15 * time.Second)
+	for {
+		runtime.GC()
+		select {
+		case <-released:
+			return
+		case <-deadline:
+			t.Fatal("the answered INVITE's transaction is still reachable")
+		case <-time.After(50 * time.Millisecond):
 		}
 	}
 }

@@ -172,6 +172,18 @@ type wireUp struct {
 func (w wireUp) respond(res *sip.Response) {
 	res.SetDestination(w.req.Source())
 	res.SetTransport(w.req.Transport())
+	if stx, ok := w.tx.(*sip.ServerTx); ok && w.req.IsInvite() && res.IsSuccess() {
+		// The 2xx is the TU's to send and to retransmit (RFC 6026), so it
+		// goes straight to the connection and the transaction ends here.
+		// Through sipgo's accepted state it would arm Timer L, which
+		// Terminate does not stop: the transaction, and through its CANCEL
+		// hook every hop of the call, would stay in memory for 32 s.
+		if err := stx.Connection().WriteMsg(res); err != nil {
+			w.core.log.Debug("response not sent", "status", res.StatusCode, "err", err)
+		}
+		w.core.keepAnswer(w.req, w.tx, res)
+		return
+	}
 	if err := w.tx.Respond(res); err != nil {
 		w.core.log.Debug("response not sent", "status", res.StatusCode, "err", err)
 		return
