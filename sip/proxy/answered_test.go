@@ -125,8 +125,36 @@ func TestAcceptedInviteReleased(t *testing.T) {
 	if res := ue.Final("rel1", sip.INVITE); res.StatusCode != 200 {
 		t.Fatalf("answer %d", res.StatusCode)
 	}
-	// Collections are triggered until the cleanup runs; the deadline is
-	// only there to fail rather than hang, well inside Timer L.
+	waitCollected(t, released)
+}
+
+// TestAcceptedBranchReleased: the 2xx to an INVITE the core sent over UDP
+// is not kept once relayed. sipgo's client transaction would have kept it,
+// with the request, for Timer M (32 s).
+func TestAcceptedBranchReleased(t *testing.T) {
+	uas := endpoint.New(t, endpoint.RemoteIP, "uas")
+	released := make(chan struct{})
+	target := mustURI(t, uas.URI("bob"))
+	svc := ServiceFunc(func(tx *Txn) {
+		tx.Forward(Fork{Targets: []Target{{URI: &target}}, OnResponse: func(res *sip.Response) {
+			if res.StatusCode == 200 {
+				runtime.AddCleanup(res, func(ch chan struct{}) { close(ch) }, released)
+			}
+		}})
+	})
+	r := newRig(t, Config{}, "fwd", map[string]Service{"fwd": svc})
+	caller := endpoint.New(t, endpoint.RemoteIP, "ue")
+	caller.Send(r.udpAddr(), invite(caller, "relb", "sip:bob@example.com"))
+	uas.Answer(uas.Request(sip.INVITE), 200, "OK")
+	caller.Response("relb", sip.INVITE, 200)
+	waitCollected(t, released)
+}
+
+// waitCollected triggers collections until released is closed by a cleanup;
+// the deadline only turns a leak into a failure rather than a hang, well
+// inside the 32 s a transaction timer would keep the object.
+func waitCollected(t *testing.T, released <-chan struct{}) {
+	t.Helper()
 	deadline := time.After(15 * time.Second)
 	for {
 		runtime.GC()
@@ -134,7 +162,7 @@ func TestAcceptedInviteReleased(t *testing.T) {
 		case <-released:
 			return
 		case <-deadline:
-			t.Fatal("the answered INVITE's transaction is still reachable")
+			t.Fatal("still reachable after the call was answered")
 		case <-time.After(50 * time.Millisecond):
 		}
 	}

@@ -15,7 +15,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 
 	"stillwater/sip/sipcheck"
@@ -93,7 +92,6 @@ type Config struct {
 type Core struct {
 	cfg      Config
 	log      *slog.Logger
-	ua       *sipgo.UserAgent
 	tpl      *sip.TransportLayer
 	txl      *sip.TransactionLayer
 	hosts    map[string]bool
@@ -107,6 +105,12 @@ type Core struct {
 	closers  []io.Closer
 	branchID func() string
 	answered *answerCache
+	// accepting maps the key of each INVITE client transaction awaiting
+	// its final response to its acceptWatch; taken maps a 2xx that
+	// takeAccepted claimed to the watch it goes to.
+	accepting sync.Map
+	taken     sync.Map
+	stop      chan struct{} // closed by Close
 }
 
 type boundListener struct {
@@ -140,7 +144,7 @@ func New(cfg Config) (*Core, error) {
 	if sip.UDPMTUSize != udpMTULimit {
 		sip.UDPMTUSize = udpMTULimit
 	}
-	c := &Core{cfg: cfg, log: cfg.Logger.With("component", "sip"), hosts: map[string]bool{}, services: map[string]Service{}}
+	c := &Core{cfg: cfg, log: cfg.Logger.With("component", "sip"), hosts: map[string]bool{}, services: map[string]Service{}, stop: make(chan struct{})}
 	for _, h := range cfg.Hosts {
 		c.hosts[normHost(h)] = true
 	}
@@ -164,20 +168,14 @@ func New(cfg Config) (*Core, error) {
 	}
 	sort.Strings(aliases)
 	c.log.Info("local host aliases", "aliases", strings.Join(aliases, " "))
-	ua, err := sipgo.NewUA(
-		sipgo.WithUserAgent(cfg.UserAgent),
-		sipgo.WithUserAgentTransactionLayerOptions(
-			sip.WithTransactionLayerLogger(c.log),
-			sip.WithTransactionLayerUnhandledResponseHandler(c.onStrayResponse),
-		),
-		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(c.log)),
+	// The layers are built here rather than by sipgo's UserAgent so that
+	// takeAccepted sees each message before the transaction layer does.
+	c.tpl = sip.NewTransportLayer(net.DefaultResolver, sip.NewParser(), nil, sip.WithTransportLayerLogger(c.log))
+	c.tpl.OnMessage(c.takeAccepted)
+	c.txl = sip.NewTransactionLayer(c.tpl,
+		sip.WithTransactionLayerLogger(c.log),
+		sip.WithTransactionLayerUnhandledResponseHandler(c.onStrayResponse),
 	)
-	if err != nil {
-		return nil, fmt.Errorf("sip: user agent: %w", err)
-	}
-	c.ua = ua
-	c.tpl = ua.TransportLayer()
-	c.txl = ua.TransactionLayer()
 	c.txl.OnRequest(c.onRequest)
 	return c, nil
 }
@@ -287,7 +285,9 @@ func (c *Core) Close() {
 	for _, cl := range closers {
 		cl.Close()
 	}
-	c.ua.Close()
+	close(c.stop)
+	c.txl.Close()
+	c.tpl.Close()
 }
 
 // listenerFor finds the listener a request arrived on.

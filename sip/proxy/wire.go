@@ -70,33 +70,55 @@ func (b *branch) track(tx sip.ClientTransaction, h wireHop) {
 		c.sendCancel(req, h)
 	}
 	var timerC <-chan struct{}
+	var watch *acceptWatch
 	if req.IsInvite() {
 		ctx, cancel := context.WithTimeout(context.Background(), timerCFor(b))
 		defer cancel()
 		timerC = ctx.Done()
+		watch = c.watchAccept(tx)
+		defer c.unwatchAccept(watch)
+	}
+	accepted := func(res *sip.Response) {
+		// Retransmissions of the 2xx, and further 2xx from a forking
+		// downstream proxy, need no transaction: the core relays them
+		// statelessly by Via (RFC 3261 §16.7 step 10) as stray responses.
+		res.RemoveHeader("Via")
+		b.respond(res)
+	}
+	var acceptedC <-chan *sip.Response
+	if watch != nil {
+		acceptedC = watch.accepted
 	}
 	for {
 		select {
+		case res := <-acceptedC:
+			accepted(res)
+			return
 		case res, ok := <-tx.Responses():
 			if !ok {
+				return
+			}
+			if res.IsSuccess() && req.IsInvite() {
+				// Arrived before the watch was in place.
+				tx.Terminate()
+				accepted(res)
 				return
 			}
 			res.RemoveHeader("Via")
 			b.respond(res)
 			if res.StatusCode >= 200 {
-				if res.IsSuccess() && req.IsInvite() {
-					// Retransmissions of the 2xx, and further 2xx from a
-					// forking downstream proxy, need no transaction: the
-					// proxy core forwards them statelessly by Via (RFC 3261
-					// §16.7 step 10) as stray responses. Keeping the
-					// accepted transaction for Timer M (32 s) would keep
-					// the request, and going back through the hops would
-					// keep every hop's state, as long.
-					tx.Terminate()
-				}
 				return
 			}
 		case <-tx.Done():
+			if watch != nil && watch.taken.Load() {
+				// Ended by takeAccepted: its 2xx is on the way.
+				select {
+				case res := <-acceptedC:
+					accepted(res)
+				case <-c.stop:
+				}
+				return
+			}
 			err := tx.Err()
 			if err == nil {
 				err = errTimeout
@@ -388,6 +410,9 @@ func (c *Core) forwardAck(req *sip.Request, ln *boundListener) {
 // onStrayResponse forwards a response no client transaction matches (a 2xx
 // retransmission after the transaction ended) statelessly by its Via.
 func (c *Core) onStrayResponse(res *sip.Response) {
+	if c.claimTaken(res) {
+		return
+	}
 	v := res.Via()
 	if v == nil || !c.IsLocalHost(v.Host) {
 		return

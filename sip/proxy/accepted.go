@@ -1,0 +1,74 @@
+package proxy
+
+import (
+	"sync/atomic"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+// acceptWatch lets a 2xx to an INVITE the core sent bypass sipgo's client
+// transaction. Once that transaction has seen a 2xx it arms Timer M (RFC
+// 6026, 32 s), which its Terminate does not stop, so the request and the
+// response stayed in memory for 32 s after every answered call. A 2xx needs
+// no transaction: the branch takes it, and its retransmissions are relayed
+// statelessly (RFC 3261 §16.7).
+type acceptWatch struct {
+	tx       *sip.ClientTx
+	taken    atomic.Bool
+	accepted chan *sip.Response
+}
+
+// watchAccept registers tx's branch for takeAccepted. It returns nil when
+// tx is not sipgo's own client transaction.
+func (c *Core) watchAccept(tx sip.ClientTransaction) *acceptWatch {
+	ctx, ok := tx.(*sip.ClientTx)
+	if !ok {
+		return nil
+	}
+	w := &acceptWatch{tx: ctx, accepted: make(chan *sip.Response, 1)}
+	c.accepting.Store(ctx.Key(), w)
+	return w
+}
+
+func (c *Core) unwatchAccept(w *acceptWatch) {
+	if w != nil {
+		c.accepting.CompareAndDelete(w.tx.Key(), w)
+	}
+}
+
+// takeAccepted runs on every received message before the transaction layer
+// sees it. A 2xx for a watched INVITE ends the transaction first, so the
+// transaction layer finds none and hands the response to onStrayResponse,
+// which gives it to the branch (the layer has finished reading it by then).
+func (c *Core) takeAccepted(msg sip.Message) {
+	res, ok := msg.(*sip.Response)
+	if !ok || !res.IsSuccess() {
+		return
+	}
+	if cs := res.CSeq(); cs == nil || cs.MethodName != sip.INVITE {
+		return
+	}
+	key, err := sip.ClientTxKeyMake(res)
+	if err != nil {
+		return
+	}
+	v, ok := c.accepting.LoadAndDelete(key)
+	if !ok {
+		return
+	}
+	w := v.(*acceptWatch)
+	w.taken.Store(true)
+	c.taken.Store(res, w)
+	w.tx.Terminate()
+}
+
+// claimTaken delivers res to the branch whose transaction takeAccepted
+// ended for it, and reports whether it did.
+func (c *Core) claimTaken(res *sip.Response) bool {
+	v, ok := c.taken.LoadAndDelete(res)
+	if !ok {
+		return false
+	}
+	v.(*acceptWatch).accepted <- res
+	return true
+}
