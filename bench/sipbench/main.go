@@ -420,6 +420,12 @@ func startStillwater(ctx context.Context, o options, dir string, users []sipp.Us
 	if err := os.WriteFile(filepath.Join(etc, "local_config"), []byte(cfg), 0o644); err != nil {
 		return nil, err
 	}
+	// Kamailio's registrar is set to grant up to 3600 s too: the same
+	// scenario then leaves the same bindings behind, and none of the
+	// registration runs' bindings expire while calls are measured.
+	if err := os.WriteFile(filepath.Join(etc, "shared_config"), []byte("reg_max_expires=3600\n"), 0o644); err != nil {
+		return nil, err
+	}
 	logf, err := os.Create(filepath.Join(dir, "stillwater.log"))
 	if err != nil {
 		return nil, err
