@@ -212,7 +212,7 @@ func run(ctx context.Context, o *options, out io.Writer) error {
 			for i, w := range r.wal {
 				fmt.Fprintf(out, "  WAL n%d: %.0f fsyncs/s, %.0f records/s, %.1f MB/s\n", i+1, w.syncs, w.records, w.mbytes)
 			}
-			fmt.Fprintf(out, "  all three nodes: %.0f MB/s through %.0f write calls/s (WAL, state stores, sockets), %.1f MB/s to the device\n",
+			fmt.Fprintf(out, "  all three nodes: %.0f MB/s through %.0f write calls/s (WAL, state stores, sockets), %.1f MB/s written by the data directory's device (all processes)\n",
 				r.io.wcharMB, r.io.syscw, r.io.deviceMB)
 			if lines := stageLines(r.stages); len(lines) > 0 {
 				fmt.Fprintln(out, "  Raft stages, all groups and nodes:")

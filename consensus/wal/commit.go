@@ -293,9 +293,40 @@ func (w *WAL) writeFrame(frame []byte, nrec int) error {
 	w.batches.Add(1)
 	w.records.Add(uint64(nrec))
 	w.curOff += int64(n)
+	if err := w.prefill(); err != nil {
+		return err
+	}
 	if err := w.sync(w.cur); err != nil {
 		return fmt.Errorf("fdatasync %s: %w", w.segPath(w.curSeq), err)
 	}
+	return nil
+}
+
+// zeroChunk is how much prefill writes at a time.
+const zeroChunk = 1 << 20
+
+// prefill keeps zeros written ahead of the write offset, a chunk at a time,
+// synced along with the frame before them. An fdatasync after overwriting
+// blocks the file already has flushes the data alone; after an append it must
+// also commit the file's new size through the filesystem's journal, which on
+// ext4 here cost twice the CPU (134 against 72 us) and 1.6 times the time.
+// Recovery takes zeros where a frame should start for the end of the log.
+func (w *WAL) prefill() error {
+	if w.curOff+zeroChunk/2 <= w.zeroedTo {
+		return nil
+	}
+	from := max(w.zeroedTo, w.curOff)
+	to := min(from+zeroChunk, w.opts.SegmentSize)
+	if to <= from {
+		return nil
+	}
+	if w.zeros == nil {
+		w.zeros = make([]byte, zeroChunk)
+	}
+	if _, err := w.cur.WriteAt(w.zeros[:to-from], from); err != nil {
+		return fmt.Errorf("prefill %s at %d: %w", w.segPath(w.curSeq), from, err)
+	}
+	w.zeroedTo = to
 	return nil
 }
 
@@ -423,6 +454,17 @@ func (w *WAL) readRecord(l loc) ([]byte, error) {
 // no stable key or name ever pins an old segment; groups whose few live
 // entries alone hold back old segments are copied forward whole.
 func (w *WAL) rotate() error {
+	// A sealed segment ends at its last frame: replay reads zeros as the
+	// end of the log only in the newest segment. The cut is durable before
+	// a newer segment exists.
+	if w.zeroedTo > w.curOff {
+		if err := w.cur.Truncate(w.curOff); err != nil {
+			return fmt.Errorf("cut prefill of %s: %w", w.segPath(w.curSeq), err)
+		}
+		if err := w.sync(w.cur); err != nil {
+			return fmt.Errorf("sync %s: %w", w.segPath(w.curSeq), err)
+		}
+	}
 	next := w.curSeq + 1
 	f, err := w.createSegment(next, w.floor)
 	if err != nil {
@@ -431,7 +473,7 @@ func (w *WAL) rotate() error {
 	w.segMu.Lock()
 	w.segs[next] = f
 	w.segMu.Unlock()
-	w.cur, w.curSeq, w.curOff = f, next, segHeaderSize
+	w.cur, w.curSeq, w.curOff, w.zeroedTo = f, next, segHeaderSize, segHeaderSize
 
 	w.mu.RLock()
 	groups := make([]*group, 0, len(w.groups))

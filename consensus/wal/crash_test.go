@@ -19,7 +19,7 @@ func frameOffsets(t *testing.T, path string) []int {
 		t.Fatal(err)
 	}
 	var offs []int
-	for off := segHeaderSize; off < len(data); {
+	for off := segHeaderSize; off < len(data) && !allZero(data[off:]); {
 		n, fe := parseFrame(data[off:])
 		if fe != frameOK {
 			t.Fatalf("%s: bad frame at %d while laying out test", path, off)
@@ -62,12 +62,28 @@ func TestTornTailIsTruncated(t *testing.T) {
 	}{
 		{"partial last frame", func(d []byte, last int) []byte { return d[:last+frameHeaderSize+5] }, n - 1, true},
 		{"partial frame header", func(d []byte, last int) []byte { return d[:last+7] }, n - 1, true},
-		{"checksum mismatch at the very end", func(d []byte, last int) []byte { d[len(d)-3] ^= 0x40; return d }, n - 1, true},
+		{"checksum mismatch at the end of the last frame", func(d []byte, last int) []byte {
+			end, _ := parseFrame(d[last:])
+			d[last+end-3] ^= 0x40
+			return d
+		}, n - 1, true},
+		{"checksum mismatch, no prefill", func(d []byte, last int) []byte {
+			end, _ := parseFrame(d[last:])
+			d = d[:last+end]
+			d[len(d)-3] ^= 0x40
+			return d
+		}, n - 1, true},
+		// Zeros where a frame should start end the log: they are what
+		// prefill leaves, or a last frame that never reached the disk.
 		{"last frame never reached the disk (zeros)", func(d []byte, last int) []byte {
 			clear(d[last:])
 			return d
-		}, n - 1, true},
-		{"zeros after the last frame", func(d []byte, last int) []byte { return append(d, make([]byte, 4096)...) }, n, true},
+		}, n - 1, false},
+		{"zeros after the last frame", func(d []byte, last int) []byte { return append(d, make([]byte, 4096)...) }, n, false},
+		{"no prefill after the last frame", func(d []byte, last int) []byte {
+			end, _ := parseFrame(d[last:])
+			return d[:last+end]
+		}, n, false},
 		{"garbage after the last frame", func(d []byte, last int) []byte {
 			return append(d, []byte("\x13\x37partial write of something")...)
 		}, n, true},
@@ -237,4 +253,73 @@ func frameOffsets2(data []byte) []int {
 		off += n
 	}
 	return offs
+}
+
+// TestPrefill: the newest segment keeps zeros written ahead of its last
+// frame, which a reopen takes for the end of the log without calling it
+// torn; a sealed segment ends at its last frame.
+func TestPrefill(t *testing.T) {
+	dir := t.TempDir()
+	opts := Options{NoSync: true, SegmentSize: 4 << 20}
+	w := openT(t, dir, opts)
+	g := w.Group("g")
+	const n = 50
+	for i := uint64(1); i <= n; i++ {
+		storeRange(t, g, i, i)
+	}
+	closeT(t, w)
+	first := filepath.Join(dir, segName(1))
+	end := logEnd(t, first)
+	if size := fileSize(t, first); size < int64(end+zeroChunk/2) {
+		t.Fatalf("segment is %d bytes, log ends at %d: want at least %d bytes of zeros ahead", size, end, zeroChunk/2)
+	}
+
+	o, logs := testOpts(opts)
+	w, err := Open(dir, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if last, _ := w.Group("g").LastIndex(); last != n {
+		t.Errorf("LastIndex = %d, want %d", last, n)
+	}
+	if strings.Contains(logs.String(), "torn tail") {
+		t.Errorf("prefill taken for a torn tail:\n%s", logs)
+	}
+	big := strings.Repeat("x", 512<<10)
+	for i := uint64(n + 1); len(segFiles(t, dir)) < 2; i++ {
+		if err := w.Group("g").StoreLog(mkLog(i, big)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	closeT(t, w)
+	if size, end := fileSize(t, first), logEnd(t, first); size != int64(end) {
+		t.Errorf("sealed segment is %d bytes, its last frame ends at %d", size, end)
+	}
+	w = openT(t, dir, opts)
+	defer closeT(t, w)
+	if first, _ := w.Group("g").FirstIndex(); first != 1 {
+		t.Errorf("FirstIndex = %d after rotation, want 1", first)
+	}
+}
+
+// logEnd is the offset just past the last frame of a segment file.
+func logEnd(t *testing.T, path string) int {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	offs := frameOffsets(t, path)
+	last := offs[len(offs)-1]
+	n, _ := parseFrame(data[last:])
+	return last + n
+}
+
+func fileSize(t *testing.T, path string) int64 {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Size()
 }

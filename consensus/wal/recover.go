@@ -55,7 +55,7 @@ func (w *WAL) recover() error {
 			return fmt.Errorf("wal: %w", err)
 		}
 		w.segs[1] = f
-		w.cur, w.curSeq, w.curOff, w.floor = f, 1, segHeaderSize, 1
+		w.cur, w.curSeq, w.curOff, w.floor, w.zeroedTo = f, 1, segHeaderSize, 1, segHeaderSize
 		return nil
 	}
 
@@ -77,12 +77,13 @@ func (w *WAL) recover() error {
 
 	byID := make(map[uint32]*group)
 	var tailEnd int64
+	var zeroTail bool
 	for seq := floor; seq <= last; seq++ {
-		end, err := w.replaySegment(seq, seq == last, byID)
+		end, zeros, err := w.replaySegment(seq, seq == last, byID)
 		if err != nil {
 			return err
 		}
-		tailEnd = end
+		tailEnd, zeroTail = end, zeros
 	}
 	for _, g := range w.groups {
 		g.lfirst, g.llast = g.first, g.last
@@ -100,9 +101,11 @@ func (w *WAL) recover() error {
 		}
 		w.segs[seq] = f
 	}
-	w.cur, w.curSeq, w.curOff, w.floor = w.segs[last], last, tailEnd, floor
+	w.cur, w.curSeq, w.curOff, w.floor, w.zeroedTo = w.segs[last], last, tailEnd, floor, tailEnd
 	if fi, err := w.cur.Stat(); err != nil {
 		return fmt.Errorf("wal: stat %s: %w", w.segPath(last), err)
+	} else if zeroTail {
+		w.zeroedTo = fi.Size() // prefilled: nothing was torn
 	} else if fi.Size() != tailEnd {
 		w.log.Warn("truncating torn tail of write-ahead log",
 			"file", w.segPath(last), "offset", tailEnd, "dropped_bytes", fi.Size()-tailEnd)
@@ -172,44 +175,47 @@ func allZero(b []byte) bool {
 }
 
 // replaySegment applies one segment's records and returns the offset just
-// past its last good frame.
-func (w *WAL) replaySegment(seq uint64, isLast bool, byID map[uint32]*group) (int64, error) {
+// past its last good frame, and whether only zeros (prefill) follow it.
+func (w *WAL) replaySegment(seq uint64, isLast bool, byID map[uint32]*group) (int64, bool, error) {
 	path := w.segPath(seq)
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return 0, fmt.Errorf("wal: read %s: %w", path, err)
+		return 0, false, fmt.Errorf("wal: read %s: %w", path, err)
 	}
 	h, err := decodeSegHeader(data)
 	if err != nil {
-		return 0, corruptf(path, 0, "%v", err)
+		return 0, false, corruptf(path, 0, "%v", err)
 	}
 	if h.seq != seq {
-		return 0, corruptf(path, 0, "header names segment %d", h.seq)
+		return 0, false, corruptf(path, 0, "header names segment %d", h.seq)
 	}
 	off := segHeaderSize
 	for off < len(data) {
 		n, ferr := parseFrame(data[off:])
 		if ferr != frameOK {
-			if isLast && tornTail(data, off, n, ferr) {
-				return int64(off), nil
+			switch {
+			case isLast && allZero(data[off:]):
+				return int64(off), true, nil
+			case isLast && tornTail(data, off, n, ferr):
+				return int64(off), false, nil
 			}
-			return 0, corruptf(path, int64(off), "%s", describeFrameErr(ferr))
+			return 0, false, corruptf(path, int64(off), "%s", describeFrameErr(ferr))
 		}
 		body := data[off+frameHeaderSize : off+n]
 		for p := 0; p < len(body); {
 			at := int64(off + frameHeaderSize + p)
 			rec, err := parseRecord(body[p:])
 			if err != nil {
-				return 0, corruptf(path, at, "%v", err)
+				return 0, false, corruptf(path, at, "%v", err)
 			}
 			if err := w.replayRecord(rec, seq, at, byID); err != nil {
-				return 0, corruptf(path, at, "%v", err)
+				return 0, false, corruptf(path, at, "%v", err)
 			}
 			p += rec.size
 		}
 		off += n
 	}
-	return int64(off), nil
+	return int64(off), false, nil
 }
 
 func describeFrameErr(e frameErr) string {
@@ -233,8 +239,8 @@ func tornTail(data []byte, off, n int, e frameErr) bool {
 		return true
 	case frameBadBody:
 		// The header is intact, so its length is exact: the frame is the last
-		// thing in the file only if nothing follows it.
-		return off+n == len(data)
+		// thing in the file only if nothing but prefill follows it.
+		return allZero(data[off+n:])
 	default:
 		// The header itself is unreadable and its length unknown. Anything that
 		// still parses as a whole frame further on was written later, which

@@ -108,6 +108,8 @@ type WAL struct {
 	cur      *os.File
 	curSeq   uint64
 	curOff   int64
+	zeroedTo int64  // cur holds zeros from curOff up to here (prefill)
+	zeros    []byte // a chunk of zeros for prefill, made on first use
 	floor    uint64 // lowest segment still needed
 	frame    []byte
 	act      activity
