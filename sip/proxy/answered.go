@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"net"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -94,47 +95,62 @@ type udpWriter interface {
 	WriteTo(b []byte, addr net.Addr) (int, error)
 }
 
-// keepAnswer is called after a final response went out on a server
-// transaction: for a non-INVITE request received over UDP it keeps the
-// response's bytes to answer retransmissions and ends the transaction.
+// sendFinal sends a final response outside sipgo's server transaction
+// where the transaction has nothing left to do, ends the transaction, and
+// reports whether it did; otherwise the caller responds through it.
 //
-// An INVITE answered with a 2xx is ended the same way: RFC 6026's accepted
-// state only absorbs retransmissions of the INVITE (2xx retransmissions are
-// the UAS's, relayed statelessly), so an empty entry stands for it.
-func (c *Core) keepAnswer(req *sip.Request, t sip.ServerTransaction, res *sip.Response) {
-	if res.StatusCode < 200 || req.IsAck() {
-		return
-	}
+// A non-INVITE request received over UDP: RFC 3261 §17.2.2 keeps its
+// transaction for Timer J (32 s) only to answer retransmissions with the
+// same response, so the core serializes the response once, sends those
+// bytes and keeps them for retransmissions instead.
+//
+// An INVITE answered with a 2xx: the 2xx is the TU's to send and to
+// retransmit (RFC 6026). Through sipgo's accepted state it would arm Timer
+// L, which Terminate does not stop, keeping the transaction, and through
+// its CANCEL hook every hop of the call, for 32 s. Over UDP an empty entry
+// stands for the accepted state, which only absorbs retransmissions of the
+// INVITE.
+func (c *Core) sendFinal(req *sip.Request, tx *sip.ServerTx, res *sip.Response) bool {
 	invite2xx := req.IsInvite() && res.IsSuccess()
-	if req.IsInvite() && !invite2xx {
-		return // completed until its ACK, which sipgo handles
+	udp := strings.EqualFold(req.Transport(), "UDP")
+	var key string
+	if udp && c.answered != nil {
+		k, err := sip.ServerTxKeyMake(req)
+		if err == nil {
+			key = k
+		}
 	}
-	tx, ok := t.(*sip.ServerTx)
-	if !ok {
-		return
+	switch {
+	case invite2xx:
+		if err := tx.Connection().WriteMsg(res); err != nil {
+			c.log.Debug("response not sent", "status", res.StatusCode, "err", err)
+		}
+		if key != "" {
+			c.answered.add(key, nil)
+		}
+	case req.IsInvite() || key == "":
+		return false // an INVITE stays completed until its ACK, which sipgo handles
+	default:
+		w, ok := tx.Connection().(udpWriter)
+		if !ok {
+			return false
+		}
+		b := []byte(res.String())
+		c.writeUDP(w, b, req.Source())
+		c.answered.add(key, b)
 	}
-	if invite2xx {
-		// Ends however the entry below fares: a 2xx left the transaction
-		// in its proceeding state.
-		defer tx.Terminate()
-	}
-	if c.answered == nil || !strings.EqualFold(req.Transport(), "UDP") {
-		return // no retransmissions over a reliable transport
-	}
-	if _, ok := tx.Connection().(udpWriter); !ok {
-		return
-	}
-	key, err := sip.ServerTxKeyMake(req)
+	tx.Terminate()
+	return true
+}
+
+func (c *Core) writeUDP(w udpWriter, b []byte, dst string) {
+	ap, err := netip.ParseAddrPort(dst)
 	if err != nil {
+		c.log.Debug("response not sent", "dst", dst, "err", err)
 		return
 	}
-	var b []byte
-	if !invite2xx {
-		b = []byte(res.String())
-	}
-	c.answered.add(key, b)
-	if !invite2xx {
-		tx.Terminate()
+	if _, err := w.WriteTo(b, net.UDPAddrFromAddrPort(ap)); err != nil {
+		c.log.Debug("response not sent", "dst", dst, "err", err)
 	}
 }
 
@@ -160,11 +176,7 @@ func (c *Core) answerAgain(req *sip.Request, tx *sip.ServerTx) bool {
 	if !ok {
 		return false
 	}
-	if addr, err := net.ResolveUDPAddr("udp", req.Source()); err == nil {
-		if _, err := w.WriteTo(res, addr); err != nil {
-			c.log.Debug("retransmitted response not sent", "err", err)
-		}
-	}
+	c.writeUDP(w, res, req.Source())
 	tx.Terminate()
 	return true
 }

@@ -172,23 +172,12 @@ type wireUp struct {
 func (w wireUp) respond(res *sip.Response) {
 	res.SetDestination(w.req.Source())
 	res.SetTransport(w.req.Transport())
-	if stx, ok := w.tx.(*sip.ServerTx); ok && w.req.IsInvite() && res.IsSuccess() {
-		// The 2xx is the TU's to send and to retransmit (RFC 6026), so it
-		// goes straight to the connection and the transaction ends here.
-		// Through sipgo's accepted state it would arm Timer L, which
-		// Terminate does not stop: the transaction, and through its CANCEL
-		// hook every hop of the call, would stay in memory for 32 s.
-		if err := stx.Connection().WriteMsg(res); err != nil {
-			w.core.log.Debug("response not sent", "status", res.StatusCode, "err", err)
-		}
-		w.core.keepAnswer(w.req, w.tx, res)
+	if stx, ok := w.tx.(*sip.ServerTx); ok && res.StatusCode >= 200 && w.core.sendFinal(w.req, stx, res) {
 		return
 	}
 	if err := w.tx.Respond(res); err != nil {
 		w.core.log.Debug("response not sent", "status", res.StatusCode, "err", err)
-		return
 	}
-	w.core.keepAnswer(w.req, w.tx, res)
 }
 
 // onRequest is the transaction layer's entry for every received request.
@@ -211,11 +200,17 @@ func (c *Core) onRequest(req *sip.Request, tx *sip.ServerTx) {
 		src.Flow = c.flowToken(src.Transport, ln.port, src.Addr)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	// The service edits its own copy: sipgo's transaction keeps reading
-	// the request it received (its automatic 100 Trying is built from it).
-	// Once answered, the transaction ends (keepAnswer) or lives only until
-	// its ACK, so this hook does not keep the hops' state for long.
-	t := &Txn{Req: cloneRequest(req), Src: src, core: c, up: wireUp{c, tx, req}, ctx: ctx, cancel: cancel}
+	// An INVITE's service edits its own copy: sipgo's transaction keeps
+	// reading the request it received (its automatic 100 Trying and its
+	// 487 are built from it). Of any other request it reads the method
+	// alone, which no service changes. Once answered, the transaction ends
+	// (sendFinal) or lives only until its ACK, so the CANCEL hook does not
+	// keep the hops' state for long.
+	own := req
+	if req.IsInvite() {
+		own = cloneRequest(req)
+	}
+	t := &Txn{Req: own, Src: src, core: c, up: wireUp{c, tx, req}, ctx: ctx, cancel: cancel}
 	if req.IsInvite() {
 		tx.OnCancel(func(*sip.Request) { go t.onCancel() })
 	}
