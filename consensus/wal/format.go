@@ -20,7 +20,10 @@ import (
 //
 // A frame is what one commit writes with one write and one fdatasync. Frames
 // exist to tell a torn tail from damage: only the last frame of the last
-// segment can be unsynced, and its header carries its exact extent. Records
+// segment can be unsynced, and its header carries its exact extent. The
+// newest segment may end in zeros written ahead of the log (prefill); zeros
+// where a frame should start end the log. A sealed segment ends at its last
+// frame. Records
 // carry their own CRC so a single entry read back from disk is verified alone.
 // All integers are little-endian.
 const (

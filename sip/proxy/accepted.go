@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"sync"
 	"sync/atomic"
 
 	"github.com/emiago/sipgo/sip"
@@ -16,6 +17,9 @@ type acceptWatch struct {
 	tx       *sip.ClientTx
 	taken    atomic.Bool
 	accepted chan *sip.Response
+
+	mu   sync.Mutex
+	gone bool // the branch stopped listening
 }
 
 // watchAccept registers tx's branch for takeAccepted. It returns nil when
@@ -31,9 +35,13 @@ func (c *Core) watchAccept(tx sip.ClientTransaction) *acceptWatch {
 }
 
 func (c *Core) unwatchAccept(w *acceptWatch) {
-	if w != nil {
-		c.accepting.CompareAndDelete(w.tx.Key(), w)
+	if w == nil {
+		return
 	}
+	c.accepting.CompareAndDelete(w.tx.Key(), w)
+	w.mu.Lock()
+	w.gone = true
+	w.mu.Unlock()
 }
 
 // takeAccepted runs on every received message before the transaction layer
@@ -63,12 +71,20 @@ func (c *Core) takeAccepted(msg sip.Message) {
 }
 
 // claimTaken delivers res to the branch whose transaction takeAccepted
-// ended for it, and reports whether it did.
+// ended for it, and reports whether it did. A branch that stopped
+// listening meanwhile (its transaction had just failed) leaves the 2xx to
+// the stateless relay.
 func (c *Core) claimTaken(res *sip.Response) bool {
 	v, ok := c.taken.LoadAndDelete(res)
 	if !ok {
 		return false
 	}
-	v.(*acceptWatch).accepted <- res
+	w := v.(*acceptWatch)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.gone {
+		return false
+	}
+	w.accepted <- res // buffered: one 2xx per transaction is taken
 	return true
 }

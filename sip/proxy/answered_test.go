@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"log/slog"
 	"runtime"
 	"sync/atomic"
 	"testing"
@@ -164,6 +165,34 @@ func waitCollected(t *testing.T, released <-chan struct{}) {
 		case <-deadline:
 			t.Fatal("still reachable after the call was answered")
 		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// TestClaimTaken: a 2xx taken from its transaction reaches the branch
+// still listening for it; once the branch has gone (its transaction failed
+// as the 2xx arrived) it is left to the stateless relay.
+func TestClaimTaken(t *testing.T) {
+	req := sip.NewRequest(sip.INVITE, sip.Uri{Scheme: "sip", User: "bob", Host: "example.com"})
+	for _, gone := range []bool{false, true} {
+		c := &Core{}
+		w := &acceptWatch{tx: sip.NewClientTx("z9hG4bKclaim__INVITE", req, nil, slog.New(slog.DiscardHandler)), accepted: make(chan *sip.Response, 1)}
+		res := sip.NewResponseFromRequest(req, 200, "OK", nil)
+		if c.claimTaken(res) {
+			t.Fatal("claimed a response nothing took")
+		}
+		c.taken.Store(res, w)
+		if gone {
+			c.unwatchAccept(w)
+		}
+		if got := c.claimTaken(res); got == gone {
+			t.Errorf("gone=%v: claimed %v", gone, got)
+		}
+		if !gone && <-w.accepted != res {
+			t.Error("the branch got another response")
+		}
+		if _, left := c.taken.Load(res); left {
+			t.Errorf("gone=%v: claim left its entry", gone)
 		}
 	}
 }
