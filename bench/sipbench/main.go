@@ -305,6 +305,35 @@ func keptUp(r sipp.Result, rtd string) bool {
 	return !ok || rt.P50 <= maxMedian
 }
 
+// maxSettle bounds how long settle waits for an idle server.
+const maxSettle = 30 * time.Second
+
+// settle waits, at most maxSettle, until the server has used less than 5 %
+// of a core for a whole second. After an overloaded step a server may
+// still be working through what it queued (and a store that replicates
+// everything through a log takes longer to drain than one in memory); the
+// next step must not pay for it.
+func settle(ctx context.Context, pid int) {
+	const idle = 50 * time.Millisecond // of CPU in a second
+	prev, err := groupCPU(pid)
+	if err != nil {
+		return
+	}
+	deadline := time.Now().Add(maxSettle)
+	for time.Now().Before(deadline) {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Second):
+		}
+		cur, err := groupCPU(pid)
+		if err != nil || cur-prev < idle {
+			return
+		}
+		prev = cur
+	}
+}
+
 // findRate ramps, bisects and confirms; rtd names the response time reported.
 func findRate(ctx context.Context, o options, srv *server, rtd string, fn runFunc) point {
 	try := func(rate float64, d time.Duration) (sipp.Result, bool, error) {
@@ -316,6 +345,7 @@ func findRate(ctx context.Context, o options, srv *server, rtd string, fn runFun
 	lo, hi := 0.0, 0.0
 	var lastErr error
 	for rate := o.startRate; rate <= o.maxRate && ctx.Err() == nil; rate *= 2 {
+		settle(ctx, srv.pid)
 		_, ok, err := try(rate, o.step)
 		if !ok {
 			hi, lastErr = rate, err
@@ -334,6 +364,7 @@ func findRate(ctx context.Context, o options, srv *server, rtd string, fn runFun
 			break
 		}
 		mid := (lo + hi) / 2
+		settle(ctx, srv.pid)
 		if _, ok, _ := try(mid, o.step); ok {
 			lo = mid
 		} else {
@@ -342,6 +373,7 @@ func findRate(ctx context.Context, o options, srv *server, rtd string, fn runFun
 	}
 	// Confirm for the full duration, backing off 20 % at a time.
 	for rate := lo; rate >= o.startRate/2 && ctx.Err() == nil; rate = float64(int(rate * 0.8)) {
+		settle(ctx, srv.pid)
 		before, err := groupCPU(srv.pid)
 		if err != nil {
 			return point{err: err}
