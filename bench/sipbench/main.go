@@ -1,11 +1,13 @@
 // Command sipbench finds the highest rate a SIP server sustains with at
 // least 99.9 % successful transactions and a median response within 1 s,
-// for initial registrations with digest authentication and for calls, and prints the figures side by side for
-// Kamailio (the reference, started through bench/kamailio) and Stillwater.
+// for initial registrations with digest authentication and for calls, and
+// prints the figures side by side for Kamailio (the reference, started
+// through bench/kamailio) and Stillwater.
 //
 // For each target and transport it ramps the rate up (doubling) for short
 // steps, bisects between the last good and the first bad rate, then confirms
-// the best rate for the full duration. It reports that rate, p50/p99 of
+// the best rate for the full duration, backing off 10 % at a time; every
+// step starts on an idle server. It reports that rate, p50/p99 of
 // REGISTER→200 (including the 401 round trip) and INVITE→180, and the
 // server's CPU time per registration and per call (utime+stime from
 // /proc/<pid>/stat of all the server's processes, before and after the

@@ -86,13 +86,13 @@ func BenchmarkShardStoreApply(b *testing.B) {
 			for range keys / 512 {
 				apply(512)
 			}
-			io0 := readIO(b.TempDir())
+			io0 := readIO("")
 			b.ResetTimer()
 			for done := 0; done < b.N; done += batch {
 				apply(min(batch, b.N-done))
 			}
 			b.StopTimer()
-			io1 := readIO(b.TempDir())
+			io1 := readIO("")
 			b.ReportMetric(float64(io1.wchar-io0.wchar)/float64(b.N), "written-B/entry")
 			b.ReportMetric(float64(io1.syscw-io0.syscw)/float64(b.N), "writes/entry")
 		})

@@ -58,8 +58,11 @@ func readIO(dir string) ioCounters {
 
 // deviceWritten is the bytes written so far by the block device holding
 // dir (the whole device: other processes' writes count too), or 0 when it
-// cannot be told, as on tmpfs.
+// cannot be told, as on tmpfs, or dir is "".
 func deviceWritten(dir string) uint64 {
+	if dir == "" {
+		return 0
+	}
 	var st unix.Stat_t
 	if err := unix.Stat(dir, &st); err != nil {
 		return 0

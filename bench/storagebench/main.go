@@ -26,8 +26,7 @@
 //
 // Diagnosis flags: -stages (Raft stage timings), -entry leader (no
 // forwarding), -apply null (no state machine), -wal-maxwait, -cpuprofile and
-// -trace. The in-process nodes' logs
-// go to -nodelog.
+// -trace. The in-process nodes' logs go to -nodelog.
 package main
 
 import (

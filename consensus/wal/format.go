@@ -23,8 +23,8 @@ import (
 // segment can be unsynced, and its header carries its exact extent. The
 // newest segment may end in zeros written ahead of the log (prefill); zeros
 // where a frame should start end the log. A sealed segment ends at its last
-// frame. Records
-// carry their own CRC so a single entry read back from disk is verified alone.
+// frame. Records carry their own CRC so a single entry read back from disk is
+// verified alone.
 // All integers are little-endian.
 const (
 	segMagic        = "SWALSEG1"

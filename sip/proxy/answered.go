@@ -112,27 +112,23 @@ type udpWriter interface {
 // INVITE.
 func (c *Core) sendFinal(req *sip.Request, tx *sip.ServerTx, res *sip.Response) bool {
 	invite2xx := req.IsInvite() && res.IsSuccess()
-	udp := strings.EqualFold(req.Transport(), "UDP")
-	var key string
-	if udp && c.answered != nil {
-		k, err := sip.ServerTxKeyMake(req)
-		if err == nil {
-			key = k
-		}
+	if req.IsInvite() && !invite2xx {
+		return false // completed until its ACK, which sipgo handles
 	}
-	switch {
-	case invite2xx:
+	var key string // of a UDP transaction whose answer is kept
+	if c.answered != nil && strings.EqualFold(req.Transport(), "UDP") {
+		key, _ = sip.ServerTxKeyMake(req)
+	}
+	if invite2xx {
 		if err := tx.Connection().WriteMsg(res); err != nil {
 			c.log.Debug("response not sent", "status", res.StatusCode, "err", err)
 		}
 		if key != "" {
 			c.answered.add(key, nil)
 		}
-	case req.IsInvite() || key == "":
-		return false // an INVITE stays completed until its ACK, which sipgo handles
-	default:
+	} else {
 		w, ok := tx.Connection().(udpWriter)
-		if !ok {
+		if key == "" || !ok {
 			return false
 		}
 		b := []byte(res.String())
