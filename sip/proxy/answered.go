@@ -119,12 +119,14 @@ func (c *Core) sendFinal(req *sip.Request, tx *sip.ServerTx, res *sip.Response) 
 	if c.answered != nil && strings.EqualFold(req.Transport(), "UDP") {
 		key, _ = sip.ServerTxKeyMake(req)
 	}
+	// The answer is kept before it leaves, so that a retransmission sent
+	// the moment the response arrives finds it.
 	if invite2xx {
-		if err := tx.Connection().WriteMsg(res); err != nil {
-			c.log.Debug("response not sent", "status", res.StatusCode, "err", err)
-		}
 		if key != "" {
 			c.answered.add(key, nil)
+		}
+		if err := tx.Connection().WriteMsg(res); err != nil {
+			c.log.Debug("response not sent", "status", res.StatusCode, "err", err)
 		}
 	} else {
 		w, ok := tx.Connection().(udpWriter)
@@ -132,8 +134,8 @@ func (c *Core) sendFinal(req *sip.Request, tx *sip.ServerTx, res *sip.Response) 
 			return false
 		}
 		b := []byte(res.String())
-		c.writeUDP(w, b, req.Source())
 		c.answered.add(key, b)
+		c.writeUDP(w, b, req.Source())
 	}
 	tx.Terminate()
 	return true
