@@ -192,8 +192,9 @@ func (f *shardFSM) applyLocked(logs []*raft.Log, out []any) error {
 				out[i] = applyResult{data: res}
 				continue
 			}
-			m := f.machines[Kind(l.Data[0])]
-			if m == nil {
+			kind := Kind(l.Data[0])
+			m := f.machines[kind]
+			if m == nil && kind != KindAtomic {
 				out[i] = applyResult{err: fmt.Errorf("consensus: no machine of kind %d", l.Data[0])}
 				continue
 			}
@@ -202,7 +203,20 @@ func (f *shardFSM) applyLocked(logs []*raft.Log, out []any) error {
 				t = f.lastT // a new leader's clock may lag; time never goes back
 			}
 			f.lastT = t
-			res, err := m.Apply(f.shard, tx, Entry{Index: l.Index, Time: t, Cmd: l.Data[entryHeader:]})
+			e := Entry{Index: l.Index, Time: t, Cmd: l.Data[entryHeader:]}
+			var (
+				res []byte
+				err error
+			)
+			if kind == KindAtomic {
+				var bad error
+				if res, bad, err = f.applyAtomic(tx, e); bad != nil {
+					out[i] = applyResult{err: bad}
+					continue
+				}
+			} else {
+				res, err = m.Apply(f.shard, tx, e)
+			}
 			if err != nil {
 				return fmt.Errorf("consensus: shard %d apply index %d: %w", f.shard, l.Index, err)
 			}

@@ -20,6 +20,9 @@ type Kind byte
 const (
 	KindKV    Kind = 1
 	KindTimer Kind = 2
+	// KindAtomic carries commands of several machines of one shard, applied
+	// in one entry: see EncodeAtomic.
+	KindAtomic Kind = 3
 )
 
 // Entry is one committed command handed to a Machine.
@@ -52,6 +55,13 @@ type Machine interface {
 	// Export emits commands which, proposed in order to an empty shard,
 	// rebuild the machine's state in that shard. Backups are made of them.
 	Export(shard int, tx *bolt.Tx, emit func(cmd []byte) error) error
+}
+
+// Guard is implemented by machines whose commands can be refused (a
+// compare-and-set that finds another version): in an atomic proposal the
+// commands after a refused one are not applied.
+type Guard interface {
+	Refused(result []byte) bool
 }
 
 // LeaderObserver is implemented by machines that act only on the shard leader

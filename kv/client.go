@@ -107,26 +107,85 @@ func (s *Service) CompareAndSet(ctx context.Context, key string, value []byte, t
 }
 
 func (s *Service) put(ctx context.Context, what, key string, value []byte, ttl time.Duration, cond bool, ifVersion uint64) (Version, error) {
+	v, _, err := s.putWith(ctx, what, key, value, ttl, cond, ifVersion, nil)
+	return v, err
+}
+
+func (s *Service) putWith(ctx context.Context, what, key string, value []byte, ttl time.Duration, cond bool, ifVersion uint64, also *Rider) (Version, []byte, error) {
 	if err := checkKey(key); err != nil {
-		return 0, fmt.Errorf("kv: %s: %w", what, err)
+		return 0, nil, fmt.Errorf("kv: %s: %w", what, err)
 	}
 	if ttl < 0 {
-		return 0, fmt.Errorf("kv: %s %q: %w: negative ttl", what, key, ErrInvalid)
+		return 0, nil, fmt.Errorf("kv: %s %q: %w: negative ttl", what, key, ErrInvalid)
 	}
 	site := s.cluster.Site()
 	cmd := make([]byte, 0, putSize(site, key, value))
 	cmd = appendPut(cmd, site, key, nil, int64(ttl), cond, ifVersion)
 	shard := s.shardOfTail(cmd, key)
 	cmd = append(cmd, value...)
-	res, err := s.cluster.Propose(ctx, shard, consensus.KindKV, cmd)
+	res, alsoRes, err := s.propose(ctx, shard, cmd, also)
 	if err != nil {
-		return 0, fmt.Errorf("kv: %s %q: %w", what, key, err)
+		return 0, nil, fmt.Errorf("kv: %s %q: %w", what, key, err)
 	}
 	v, err := writeResult(res, key)
 	if err != nil {
-		return 0, fmt.Errorf("kv: %s %q: %w", what, key, err)
+		return 0, nil, fmt.Errorf("kv: %s %q: %w", what, key, err)
 	}
-	return v, nil
+	return v, alsoRes, nil
+}
+
+// Rider is another machine's command committed in the same log entry as a
+// conditional write, and applied only if the write is: a record and the
+// timer that expires it, say, change together in one replicated write.
+type Rider struct {
+	// Shard must be the written key's (ShardOf).
+	Shard   int
+	Command consensus.Command
+}
+
+// ShardOf is the shard that stores key.
+func (s *Service) ShardOf(key string) int { return s.cluster.ShardOf([]byte(key)) }
+
+// propose commits a kv command, with also in the same entry if not nil, and
+// returns the kv result and also's (nil if it was not applied).
+func (s *Service) propose(ctx context.Context, shard int, cmd []byte, also *Rider) (res, alsoRes []byte, err error) {
+	if also == nil {
+		res, err = s.cluster.Propose(ctx, shard, consensus.KindKV, cmd)
+		return res, nil, err
+	}
+	if also.Shard != shard {
+		return nil, nil, fmt.Errorf("%w: rider for shard %d on a write to shard %d", ErrInvalid, also.Shard, shard)
+	}
+	out, err := s.cluster.Propose(ctx, shard, consensus.KindAtomic,
+		consensus.EncodeAtomic(consensus.Command{Kind: consensus.KindKV, Cmd: cmd}, also.Command))
+	if err != nil {
+		return nil, nil, err
+	}
+	results, err := consensus.DecodeAtomicResult(out)
+	if err != nil || len(results) != 2 || results[0] == nil {
+		return nil, nil, errBadResult
+	}
+	return results[0], results[1], nil
+}
+
+// Refused implements consensus.Guard: anything but success stops an atomic
+// proposal.
+func (s *Service) Refused(res []byte) bool { return len(res) == 0 || res[0] != resOK }
+
+// CompareAndSetWith is CompareAndSet committed in one entry with also,
+// which is applied only if the compare-and-set succeeds; its result is
+// returned (nil when not applied).
+func (s *Service) CompareAndSetWith(ctx context.Context, key string, value []byte, ttl time.Duration, ifVersion Version, also Rider) (Version, []byte, error) {
+	return s.putWith(ctx, "compare-and-set", key, value, ttl, true, uint64(ifVersion), &also)
+}
+
+// DeleteIfWith is DeleteIf committed in one entry with also, which is
+// applied only if the delete succeeds; its result is returned.
+func (s *Service) DeleteIfWith(ctx context.Context, key string, version Version, also Rider) ([]byte, error) {
+	if version == 0 {
+		return nil, fmt.Errorf("kv: delete %q: %w: version 0", key, ErrInvalid)
+	}
+	return s.deleteWith(ctx, key, true, uint64(version), &also)
 }
 
 // writeResult decodes the result of put, delete and batch commands.
@@ -171,20 +230,25 @@ func (s *Service) DeleteIf(ctx context.Context, key string, version Version) err
 }
 
 func (s *Service) delete(ctx context.Context, key string, cond bool, ifVersion uint64) error {
+	_, err := s.deleteWith(ctx, key, cond, ifVersion, nil)
+	return err
+}
+
+func (s *Service) deleteWith(ctx context.Context, key string, cond bool, ifVersion uint64, also *Rider) ([]byte, error) {
 	if err := checkKey(key); err != nil {
-		return fmt.Errorf("kv: delete: %w", err)
+		return nil, fmt.Errorf("kv: delete: %w", err)
 	}
 	site := s.cluster.Site()
 	cmd := make([]byte, 0, 2+2*maxVarint+len(site)+len(key))
 	cmd = appendDelete(cmd, site, key, cond, ifVersion)
-	res, err := s.cluster.Propose(ctx, s.shardOfTail(cmd, key), consensus.KindKV, cmd)
+	res, alsoRes, err := s.propose(ctx, s.shardOfTail(cmd, key), cmd, also)
 	if err != nil {
-		return fmt.Errorf("kv: delete %q: %w", key, err)
+		return nil, fmt.Errorf("kv: delete %q: %w", key, err)
 	}
 	if _, err := writeResult(res, key); err != nil {
-		return fmt.Errorf("kv: delete %q: %w", key, err)
+		return nil, fmt.Errorf("kv: delete %q: %w", key, err)
 	}
-	return nil
+	return alsoRes, nil
 }
 
 // BatchItem is one record of PutBatch.

@@ -194,6 +194,29 @@ func (t *Table[T]) CAS(ctx context.Context, key string, v T, ttl time.Duration, 
 	return ver, err
 }
 
+// CASWith is CAS committed in one entry with also (see Rider), which is
+// applied only if the compare-and-set succeeds; also's result is returned.
+func (t *Table[T]) CASWith(ctx context.Context, key string, v T, ttl time.Duration, ifVersion Version, also Rider) (Version, []byte, error) {
+	data, err := t.codec.Marshal(v)
+	if err != nil {
+		return 0, nil, fmt.Errorf("kv: %s: encode %q: %w", t.name, key, err)
+	}
+	ver, res, err := t.svc.CompareAndSetWith(ctx, t.prefix+key, data, ttl, ifVersion, also)
+	t.remember(key, ver, data, v, err)
+	return ver, res, err
+}
+
+// DeleteIfWith is DeleteIf committed in one entry with also.
+func (t *Table[T]) DeleteIfWith(ctx context.Context, key string, version Version, also Rider) ([]byte, error) {
+	if t.cache != nil {
+		t.cache.forget(key)
+	}
+	return t.svc.DeleteIfWith(ctx, t.prefix+key, version, also)
+}
+
+// Shard is the shard that stores key.
+func (t *Table[T]) Shard(key string) int { return t.svc.ShardOf(t.prefix + key) }
+
 // Delete removes key; an absent key is not an error.
 func (t *Table[T]) Delete(ctx context.Context, key string) error {
 	if t.cache != nil {

@@ -110,7 +110,32 @@ type Result struct {
 	Err error
 	// CK and IK are the AKA session keys of the answered challenge.
 	CK, IK []byte
+	// Nonce is set by Register when the response checked out against a
+	// single-use nonce that is still to be consumed: the caller consumes it
+	// in the write that registers, or through Consume.
+	Nonce *Nonce
 }
+
+// Nonce is a single-use nonce a response was checked against and that is
+// not consumed yet.
+type Nonce struct {
+	// Key names the challenge; it is unique among live challenges.
+	Key string
+	// Expires is when the challenge stops being answerable (Unix ms): a
+	// record of its use need not outlive it.
+	Expires int64
+
+	consume func(context.Context) error
+}
+
+// Consume deletes the challenge if no one has consumed it yet; it returns
+// ErrNonceUsed if someone has.
+func (n *Nonce) Consume(ctx context.Context) error { return n.consume(ctx) }
+
+// ErrNonceUsed means a single-use nonce was consumed already: the request
+// is a replay or raced another response to the same challenge, and must be
+// challenged again (Stale).
+var ErrNonceUsed = errors.New("auth: nonce already used")
 
 // challenge is an outstanding challenge (auth.chal/<impi>/<nonce>).
 type challenge struct {
@@ -121,6 +146,10 @@ type challenge struct {
 	// from XRES.
 	HA1   string `json:"h"`
 	Proxy bool   `json:"p,omitempty"`
+	// IMPU is the public identity challenged: a response counts only for
+	// it, so a single-use nonce consumed in one registration record cannot
+	// be replayed against another.
+	IMPU string `json:"u,omitempty"`
 	// NC is the highest nonce-count accepted so far.
 	NC uint32 `json:"nc,omitempty"`
 	// Expires is when the challenge stops being answerable, Unix ns by
@@ -174,6 +203,29 @@ func New(opts Options) *Authenticator {
 // without a response, is challenged for the private identity the header
 // names, else the one derived from impu.
 func (a *Authenticator) Authenticate(ctx context.Context, req *sip.Request, impu string, proxy bool) Result {
+	return a.authenticate(ctx, req, impu, proxy, false)
+}
+
+// Register is Authenticate for a REGISTER at the registrar, except that a
+// single-use nonce is not consumed here: Result.Nonce names it, and the
+// registrar consumes it in the same replicated write that records the
+// registration, so a registration costs one write rather than two. A
+// caller that finds the nonce used answers with Stale.
+func (a *Authenticator) Register(ctx context.Context, req *sip.Request, impu string) Result {
+	return a.authenticate(ctx, req, impu, false, true)
+}
+
+// Stale challenges req again with stale=true, for a response whose nonce
+// turned out to be used.
+func (a *Authenticator) Stale(ctx context.Context, req *sip.Request, impu string, proxy bool) Result {
+	c, err := a.credentials(req, proxy)
+	if err != nil {
+		return a.reject(req, 400, "", fmt.Errorf("malformed %s: %w", credentialsHeader(proxy), err))
+	}
+	return a.challenge(ctx, req, impu, proxy, c, true, nil)
+}
+
+func (a *Authenticator) authenticate(ctx context.Context, req *sip.Request, impu string, proxy, deferUse bool) Result {
 	// A local kv leader may commit without looking at ctx, so a request
 	// whose caller has given up must not go on to consume a challenge.
 	if err := ctx.Err(); err != nil {
@@ -205,7 +257,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, req *sip.Request, impu
 	if err := c.checkResponse(); err != nil {
 		return a.reject(req, 400, c.username, fmt.Errorf("malformed %s: %w", credentialsHeader(proxy), err))
 	}
-	return a.verify(ctx, req, impu, proxy, c)
+	return a.verify(ctx, req, impu, proxy, c, deferUse)
 }
 
 func credentialsHeader(proxy bool) string {
@@ -304,7 +356,7 @@ func (a *Authenticator) challenge(ctx context.Context, req *sip.Request, impu st
 	if ch.Opaque, err = a.random(8); err != nil {
 		return a.reject(req, 500, impi, err)
 	}
-	ch.Proxy = proxy
+	ch.Proxy, ch.IMPU = proxy, impu
 	ch.Expires = a.opts.Clock.Now().Add(a.opts.ChallengeTTL).UnixNano()
 	if _, err := a.chals.CAS(ctx, challengeKey(impi, nonce), ch, a.opts.ChallengeTTL, 0); err != nil {
 		return a.storeFailure(req, impi, fmt.Errorf("store challenge for %q: %w", impi, err))
@@ -369,7 +421,7 @@ func (a *Authenticator) resync(ctx context.Context, req *sip.Request, impu strin
 }
 
 // verify checks a challenge response.
-func (a *Authenticator) verify(ctx context.Context, req *sip.Request, impu string, proxy bool, c *credentials) Result {
+func (a *Authenticator) verify(ctx context.Context, req *sip.Request, impu string, proxy bool, c *credentials, deferUse bool) Result {
 	key := challengeKey(c.username, c.nonce)
 	ch, ver, err := a.chals.Get(ctx, key)
 	if errors.Is(err, kv.ErrNotFound) {
@@ -378,7 +430,7 @@ func (a *Authenticator) verify(ctx context.Context, req *sip.Request, impu strin
 	if err != nil {
 		return a.storeFailure(req, c.username, fmt.Errorf("challenge of %q: %w", c.username, err))
 	}
-	if a.opts.Clock.Now().UnixNano() >= ch.Expires || ch.Proxy != proxy {
+	if a.opts.Clock.Now().UnixNano() >= ch.Expires || ch.Proxy != proxy || (ch.IMPU != "" && ch.IMPU != impu) {
 		return a.challenge(ctx, req, impu, proxy, c, true, nil)
 	}
 	forbid := func(err error) Result {
@@ -410,20 +462,36 @@ func (a *Authenticator) verify(ctx context.Context, req *sip.Request, impu strin
 	if subtle.ConstantTimeCompare([]byte(want), []byte(strings.ToLower(c.response))) != 1 {
 		return forbid(errors.New("wrong response"))
 	}
-	if !a.opts.NonceCountSupported {
+	consume := func(ctx context.Context) error {
 		// Single use: of two concurrent responses only one may delete it.
 		err := a.chals.DeleteIf(ctx, key, ver)
-		if errors.Is(err, kv.ErrConflict) {
+		if errors.Is(err, kv.ErrConflict) || errors.Is(err, kv.ErrNotFound) {
+			return ErrNonceUsed
+		}
+		if err != nil {
+			return fmt.Errorf("consume challenge of %q: %w", c.username, err)
+		}
+		return nil
+	}
+	var nonce *Nonce
+	switch {
+	case a.opts.NonceCountSupported:
+		if res, ok := a.advanceNC(ctx, req, impu, proxy, c, key, ch, ver, nc); !ok {
+			return res
+		}
+	case deferUse:
+		nonce = &Nonce{Key: key, Expires: ch.Expires / int64(time.Millisecond), consume: consume}
+	default:
+		err := consume(ctx)
+		if errors.Is(err, ErrNonceUsed) {
 			return a.challenge(ctx, req, impu, proxy, c, true, nil)
 		}
 		if err != nil {
-			return a.storeFailure(req, c.username, fmt.Errorf("consume challenge of %q: %w", c.username, err))
+			return a.storeFailure(req, c.username, err)
 		}
-	} else if res, ok := a.advanceNC(ctx, req, impu, proxy, c, key, ch, ver, nc); !ok {
-		return res
 	}
 	a.log.DebugContext(ctx, "authenticated", "impi", c.username, "scheme", ch.Scheme, "nc", nc)
-	return Result{OK: true, IMPI: c.username, Scheme: ch.Scheme, CK: ch.CK, IK: ch.IK}
+	return Result{OK: true, IMPI: c.username, Scheme: ch.Scheme, CK: ch.CK, IK: ch.IK, Nonce: nonce}
 }
 
 // advanceNC records nc as the highest nonce-count of the challenge and

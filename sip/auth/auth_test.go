@@ -620,3 +620,39 @@ func TestConcurrentUse(t *testing.T) {
 		})
 	}
 }
+
+// TestDeferredUse checks Register: the nonce is left for the caller to
+// consume, once, and counts only for the identity it challenged.
+func TestDeferredUse(t *testing.T) {
+	f := newFixture(t)
+	a := f.authenticator(auth.Options{}, 40)
+	res, _ := register(t, a, aliceIMPU)
+	ch := challengeOf(t, res)
+	ans := answer{user: alice, password: alicePass, method: "REGISTER", uri: regURI, nc: 1}
+	hdr := "Authorization: " + ans.header(ch)
+
+	if got := a.Register(f.ctx, request(t, "REGISTER", regURI, "sip:other@example.com", hdr), "sip:other@example.com"); got.OK {
+		t.Fatal("a response counted for another identity than the challenged one")
+	}
+	got := a.Register(f.ctx, request(t, "REGISTER", regURI, aliceIMPU, hdr), aliceIMPU)
+	if !got.OK || got.Nonce == nil {
+		t.Fatalf("Register: OK=%v nonce=%v %d (%v), want OK with a nonce to consume", got.OK, got.Nonce, code(got), got.Err)
+	}
+	if want := f.clock.Now().Add(auth.DefaultChallengeTTL).UnixMilli(); got.Nonce.Expires != want {
+		t.Errorf("nonce expires %d, want %d (the challenge's expiry)", got.Nonce.Expires, want)
+	}
+	again := a.Register(f.ctx, request(t, "REGISTER", regURI, aliceIMPU, hdr), aliceIMPU)
+	if !again.OK || again.Nonce == nil || again.Nonce.Key != got.Nonce.Key {
+		t.Fatalf("second Register before consumption: OK=%v nonce=%v, want the same nonce left to the caller", again.OK, again.Nonce)
+	}
+	if err := got.Nonce.Consume(f.ctx); err != nil {
+		t.Fatalf("Consume: %v", err)
+	}
+	if err := again.Nonce.Consume(f.ctx); !errors.Is(err, auth.ErrNonceUsed) {
+		t.Fatalf("second Consume: %v, want ErrNonceUsed", err)
+	}
+	stale := a.Stale(f.ctx, request(t, "REGISTER", regURI, aliceIMPU, hdr), aliceIMPU, false)
+	if c := challengeOf(t, stale); stale.OK || !c.Stale || c.Nonce == ch.Nonce {
+		t.Fatalf("Stale: OK=%v %+v, want a new challenge with stale=true", stale.OK, c)
+	}
+}

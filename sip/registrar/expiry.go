@@ -23,7 +23,7 @@ func (r *Registrar) expire(ctx context.Context, key string) error {
 	now := r.nowMs()
 	var pend []pending
 	lastGone := false
-	rec, err := r.update(ctx, key, func(rec *aorRecord, exists bool) error {
+	_, err := r.update(ctx, key, func(rec *aorRecord, exists bool) error {
 		pend, lastGone = nil, false
 		if !exists {
 			return nil
@@ -41,20 +41,15 @@ func (r *Registrar) expire(ctx context.Context, key string) error {
 			ch.endSubs(rec, "noresource")
 		}
 		if !ch.any() {
-			return errUnchanged
+			// Popped early (clocks differ between nodes) or already
+			// handled: writing the record unchanged re-arms its timer.
+			return nil
 		}
 		pend = r.stage(rec, now, ch, nil)
 		return nil
 	})
-	if errors.Is(err, errUnchanged) {
-		// Popped early (clocks differ between nodes) or already handled.
-		rec, err = r.read(ctx, key)
-	}
 	if err != nil {
 		return fmt.Errorf("registrar: expire %s: %w", key, err)
-	}
-	if err := r.arm(ctx, key, rec); err != nil {
-		return err
 	}
 	if lastGone {
 		r.hssDereg(ctx, key, key, hss.ReqDeregTimeout)
@@ -77,7 +72,7 @@ func (r *Registrar) Deregister(ctx context.Context, impu string) error {
 	}
 	now := r.nowMs()
 	var pend []pending
-	rec, err := r.update(ctx, t.key, func(rec *aorRecord, _ bool) error {
+	_, err = r.update(ctx, t.key, func(rec *aorRecord, _ bool) error {
 		pend = nil
 		ch := newChanges()
 		if !dropExpired(rec, now, ch) {
@@ -98,9 +93,6 @@ func (r *Registrar) Deregister(ctx context.Context, impu string) error {
 			return ae.err
 		}
 		return err
-	}
-	if err := r.arm(ctx, t.key, rec); err != nil {
-		r.log.Error("cannot update expiry timer", "aor", t.key, "err", err)
 	}
 	r.hssDereg(ctx, t.key, impu, hss.ReqDeregAdmin)
 	r.dispatch(t.key, pend)

@@ -115,7 +115,12 @@ func (a mgmtAPI) get(w http.ResponseWriter, req *http.Request, impu, what string
 		return
 	}
 	now := a.r.nowMs()
-	timer := timerwheel.FormatID(timerID(t.key), 2)
+	id, err := a.r.timerID(t.key)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	timer := timerwheel.FormatID(id, 2)
 	var body any
 	if what == "bindings" {
 		out := map[string]bindingJSON{}

@@ -241,7 +241,7 @@ func (r *Registrar) subscribe(ctx context.Context, req *sip.Request) (*sip.Respo
 	now := r.nowMs()
 	var pend []pending
 	var sub subRec
-	rec, err := r.update(ctx, t.key, func(rec *aorRecord, _ bool) error {
+	_, err = r.update(ctx, t.key, func(rec *aorRecord, _ bool) error {
 		pend = nil
 		ch := newChanges()
 		dropExpired(rec, now, ch)
@@ -290,9 +290,6 @@ func (r *Registrar) subscribe(ctx context.Context, req *sip.Request) (*sip.Respo
 			return nil, ae.err
 		}
 		return nil, err
-	}
-	if err := r.arm(ctx, t.key, rec); err != nil {
-		r.log.Error("cannot arm subscription expiry", "aor", t.key, "err", err)
 	}
 	r.dispatch(t.key, pend)
 
@@ -408,7 +405,7 @@ func (r *Registrar) send(ctx context.Context, key string, p pending) {
 
 // dropSub removes a subscription whose subscriber is gone (RFC 6665 §4.2.2).
 func (r *Registrar) dropSub(ctx context.Context, key, id string) {
-	rec, err := r.update(ctx, key, func(rec *aorRecord, _ bool) error {
+	_, err := r.update(ctx, key, func(rec *aorRecord, _ bool) error {
 		i := slices.IndexFunc(rec.Subs, func(s subRec) bool { return s.ID == id })
 		if i < 0 {
 			return errUnchanged
@@ -421,10 +418,6 @@ func (r *Registrar) dropSub(ctx context.Context, key, id string) {
 	}
 	if err != nil {
 		r.log.Error("cannot drop subscription", "aor", key, "sub", id, "err", err)
-		return
-	}
-	if err := r.arm(ctx, key, rec); err != nil {
-		r.log.Error("cannot re-arm expiry", "aor", key, "err", err)
 	}
 }
 

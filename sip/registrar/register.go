@@ -13,6 +13,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"stillwater/diameter/hss"
+	"stillwater/sip/auth"
 )
 
 // requestError is a SIP error response to give for a request.
@@ -38,23 +39,32 @@ type contact struct {
 // identity impi (RFC 3261 §10.3, RFC 5626, RFC 5627, TS 24.229 §5.4.1) and
 // returns the response to send.
 func (r *Registrar) Register(ctx context.Context, req *sip.Request, impi string) *sip.Response {
-	return r.RegisterWith(ctx, req, impi, nil)
+	res, _ := r.RegisterWith(ctx, req, impi, nil, nil)
+	return res
 }
 
 // RegisterWith is Register for a caller that has just read the identity's
 // registration data (rd, which must be for the REGISTER's To), saving the
-// registrar the same read; nil reads it.
-func (r *Registrar) RegisterWith(ctx context.Context, req *sip.Request, impi string, rd *hss.RegData) *sip.Response {
-	res, err := r.register(ctx, req, impi, rd)
+// registrar the same read; nil reads it. nonce, if not nil, is the
+// single-use nonce the REGISTER was authenticated with: it is consumed in
+// the write that records the registration (or, for a REGISTER that adds no
+// binding, through nonce.Consume). If it was used already, nothing changes
+// and the error is auth.ErrNonceUsed, with no response: the caller
+// challenges again.
+func (r *Registrar) RegisterWith(ctx context.Context, req *sip.Request, impi string, nonce *auth.Nonce, rd *hss.RegData) (*sip.Response, error) {
+	res, err := r.register(ctx, req, impi, nonce, rd)
+	if errors.Is(err, auth.ErrNonceUsed) {
+		return nil, err
+	}
 	if err != nil {
 		var re *requestError
 		if !errors.As(err, &re) {
 			r.log.Error("REGISTER failed", "err", err)
 			re = reject(500, "Server Internal Error")
 		}
-		return r.errorResponse(req, re)
+		return r.errorResponse(req, re), nil
 	}
-	return res
+	return res, nil
 }
 
 func (r *Registrar) errorResponse(req *sip.Request, re *requestError) *sip.Response {
@@ -70,7 +80,7 @@ var (
 	errEmergency = reject(501, "Emergency registration cannot be removed by the UE")
 )
 
-func (r *Registrar) register(ctx context.Context, req *sip.Request, impi string, rd *hss.RegData) (*sip.Response, error) {
+func (r *Registrar) register(ctx context.Context, req *sip.Request, impi string, nonce *auth.Nonce, rd *hss.RegData) (*sip.Response, error) {
 	if req.Method != sip.REGISTER {
 		return nil, reject(405, "Method Not Allowed")
 	}
@@ -128,6 +138,17 @@ func (r *Registrar) register(ctx context.Context, req *sip.Request, impi string,
 
 	// TS 24.229: the S-CSCF tells the HSS before it accepts a registration.
 	adding := slices.ContainsFunc(contacts, func(c contact) bool { return c.expires > 0 })
+	if nonce != nil && !adding {
+		// A fetch writes nothing and a removal may leave no record to hold
+		// the nonce: consume it in the challenge store, before acting.
+		if err := nonce.Consume(ctx); err != nil {
+			if errors.Is(err, auth.ErrNonceUsed) {
+				return nil, err
+			}
+			return nil, fmt.Errorf("registrar: consume nonce: %w", err)
+		}
+		nonce = nil
+	}
 	registered, calledReg := false, false
 	if adding && (t.state != hss.Registered || (r.opts.SCSCFName != "" && t.scscf != r.opts.SCSCFName) ||
 		(impi != "" && !contains(t.regIMPIs, impi))) {
@@ -151,6 +172,11 @@ func (r *Registrar) register(ctx context.Context, req *sip.Request, impi string,
 	} else {
 		rec, err = r.update(ctx, t.key, func(rec *aorRecord, _ bool) error {
 			pend = nil
+			if nonce != nil {
+				if err := rec.consume(nonce); err != nil {
+					return err
+				}
+			}
 			ch := newChanges()
 			had = dropExpired(rec, now, ch)
 			var err error
@@ -181,9 +207,6 @@ func (r *Registrar) register(ctx context.Context, req *sip.Request, impi string,
 		return nil, err
 	}
 	if !fetch {
-		if err := r.arm(ctx, t.key, rec); err != nil {
-			r.log.Error("cannot arm registration expiry", "aor", t.key, "err", err)
-		}
 		switch {
 		case had && (rec == nil || len(rec.Bindings) == 0):
 			r.hssDereg(ctx, t.key, impu, hss.ReqDeregUser)

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"io"
 	"log/slog"
 	"slices"
@@ -17,6 +16,7 @@ import (
 
 	"stillwater/diameter/hss"
 	"stillwater/kv"
+	"stillwater/sip/auth"
 	"stillwater/timerwheel"
 )
 
@@ -143,6 +143,30 @@ type aorRecord struct {
 	IMPUs    []string     `json:"impus,omitempty"`
 	Bindings []bindingRec `json:"bindings,omitempty"`
 	Subs     []subRec     `json:"subs,omitempty"`
+	// Used are the single-use nonces consumed by REGISTERs that wrote this
+	// record, kept until their challenges expire: consuming a nonce in the
+	// registering write spares the challenge store a second write.
+	Used []usedNonce `json:"used,omitempty"`
+}
+
+type usedNonce struct {
+	Key     string `json:"k"`
+	Expires int64  `json:"e"` // Unix ms
+}
+
+// remembers reports whether the record holds a nonce still in use at now,
+// and so must be kept although it may have no bindings.
+func (a *aorRecord) remembers(now int64) bool {
+	return slices.ContainsFunc(a.Used, func(u usedNonce) bool { return u.Expires > now })
+}
+
+// consume records nonce as used, or returns auth.ErrNonceUsed if it is.
+func (a *aorRecord) consume(nonce *auth.Nonce) error {
+	if slices.ContainsFunc(a.Used, func(u usedNonce) bool { return u.Key == nonce.Key }) {
+		return auth.ErrNonceUsed
+	}
+	a.Used = append(a.Used, usedNonce{Key: nonce.Key, Expires: nonce.Expires})
+	return nil
 }
 
 type param struct {
@@ -216,6 +240,7 @@ func (a aorRecord) clone() aorRecord {
 	a.IMPUs = slices.Clone(a.IMPUs)
 	a.Bindings = slices.Clone(a.Bindings)
 	a.Subs = slices.Clone(a.Subs)
+	a.Used = slices.Clone(a.Used)
 	for i := range a.Bindings {
 		b := &a.Bindings[i]
 		b.Params, b.Path = slices.Clone(b.Params), slices.Clone(b.Path)
@@ -239,9 +264,15 @@ func (e abortError) Unwrap() error { return e.err }
 // update runs fn on a copy of the current record of key (a fresh one if
 // absent) and writes what it leaves, compare-and-set, retrying on conflict.
 // An empty record is deleted. fn may run several times. It returns the
-// record as stored (nil if deleted or never written).
+// record as stored (nil if it has no bindings or subscriptions). A record
+// left with neither but with nonces in use is kept for them.
+//
+// The record's expiry timer is set (or deleted) in the same replicated
+// write, so the timer always matches the record that was stored last,
+// whoever wrote it, and a registration costs one write.
 func (r *Registrar) update(ctx context.Context, key string, fn func(rec *aorRecord, exists bool) error) (*aorRecord, error) {
 	for attempt := 1; ; attempt++ {
+		now := r.nowMs()
 		cur, ver, err := r.aors.Get(ctx, key)
 		exists := err == nil
 		if err != nil && !errors.Is(err, kv.ErrNotFound) {
@@ -251,18 +282,31 @@ func (r *Registrar) update(ctx context.Context, key string, fn func(rec *aorReco
 			cur = aorRecord{AoR: key}
 		}
 		rec := &cur // Get returns a copy of its own
+		rec.Used = slices.DeleteFunc(rec.Used, func(u usedNonce) bool { return u.Expires <= now })
 		if err := fn(rec, exists); err != nil {
 			return nil, abortError{err}
 		}
-		switch {
-		case rec.empty() && exists:
-			err = r.aors.DeleteIf(ctx, key, ver)
-		case rec.empty():
+		gone := rec.empty() && !rec.remembers(now)
+		if gone && !exists {
 			return nil, nil
-		default:
-			_, err = r.aors.CAS(ctx, key, *rec, r.backstop(rec), ver)
+		}
+		timer, err := r.timerChange(key, rec, now)
+		if err != nil {
+			return nil, err
+		}
+		also := kv.Rider{Shard: timer.Shard, Command: timer.Command}
+		var res []byte
+		if gone {
+			res, err = r.aors.DeleteIfWith(ctx, key, ver, also)
+		} else {
+			_, res, err = r.aors.CASWith(ctx, key, *rec, r.backstop(rec), ver, also)
 		}
 		if err == nil {
+			if err := r.timers.Applied(timer, res); err != nil {
+				// The record is stored; its kv TTL collects it if it
+				// outlives its bindings for want of a timer.
+				r.log.Error("registration expiry timer not armed", "aor", key, "err", err)
+			}
 			if rec.empty() {
 				return nil, nil
 			}
@@ -288,6 +332,9 @@ func (r *Registrar) backstop(rec *aorRecord) time.Duration {
 	for _, s := range rec.Subs {
 		last = max(last, s.Expires)
 	}
+	for _, u := range rec.Used {
+		last = max(last, u.Expires)
+	}
 	d := time.Duration(last-r.nowMs())*time.Millisecond + time.Hour
 	return max(d, time.Hour)
 }
@@ -295,53 +342,27 @@ func (r *Registrar) backstop(rec *aorRecord) time.Duration {
 func (r *Registrar) nowMs() int64 { return r.clock.Now().UnixMilli() }
 
 // timerID is the expiry timer of a record: derived from its key, so every
-// node arms the same timer without storing its id.
-func timerID(key string) timerwheel.ID {
-	h := fnv.New64a()
-	h.Write([]byte(Table + "/" + key))
-	id := h.Sum64()
-	if id == 0 {
-		id = 1
+// node finds the same timer without storing its id, and on the record's
+// shard, so the two change in one write.
+func (r *Registrar) timerID(key string) (timerwheel.ID, error) {
+	id, err := r.timers.IDOn(Table+"/"+key, r.aors.Shard(key))
+	if err != nil {
+		return 0, fmt.Errorf("registrar: expiry timer of %s: %w", key, err)
 	}
-	return timerwheel.ID(id)
+	return id, nil
 }
 
-// arm points the record's timer at its earliest expiry (or deletes it),
-// then re-reads the record and repeats if a concurrent writer changed the
-// earliest expiry meanwhile.
-func (r *Registrar) arm(ctx context.Context, key string, rec *aorRecord) error {
-	for range 4 {
-		if err := r.setTimer(ctx, key, rec); err != nil {
-			return err
-		}
-		cur, _, err := r.aors.Get(ctx, key)
-		switch {
-		case errors.Is(err, kv.ErrNotFound):
-			if rec == nil {
-				return nil
-			}
-			rec = nil
-		case err != nil:
-			return fmt.Errorf("registrar: re-read %s: %w", key, err)
-		case rec != nil && cur.nextExpiry() == rec.nextExpiry():
-			return nil
-		default:
-			rec = &cur
-		}
+// timerChange points the record's timer at its earliest expiry, or deletes
+// it when nothing in the record expires.
+func (r *Registrar) timerChange(key string, rec *aorRecord, now int64) (timerwheel.Change, error) {
+	id, err := r.timerID(key)
+	if err != nil {
+		return timerwheel.Change{}, err
 	}
-	return nil
-}
-
-func (r *Registrar) setTimer(ctx context.Context, key string, rec *aorRecord) error {
-	id := timerID(key)
-	if rec == nil || rec.empty() {
-		if err := r.timers.Delete(ctx, id); err != nil {
-			return fmt.Errorf("registrar: delete expiry timer of %s: %w", key, err)
-		}
-		return nil
+	if rec.empty() {
+		return r.timers.DeleteChange(id), nil
 	}
-	d := time.Duration(rec.nextExpiry()-r.nowMs()) * time.Millisecond
-	d = max(d, time.Millisecond)
+	d := max(time.Duration(rec.nextExpiry()-now)*time.Millisecond, time.Millisecond)
 	var tags []timerwheel.Tag
 	if n := len(rec.Bindings); n > 0 {
 		tags = append(tags, timerwheel.Tag{Type: "registrations", Count: 1}, timerwheel.Tag{Type: "bindings", Count: uint32(n)})
@@ -349,16 +370,16 @@ func (r *Registrar) setTimer(ctx context.Context, key string, rec *aorRecord) er
 	if n := len(rec.Subs); n > 0 {
 		tags = append(tags, timerwheel.Tag{Type: "subscriptions", Count: uint32(n)})
 	}
-	_, err := r.timers.Set(ctx, timerwheel.Timer{
+	c, err := r.timers.SetChange(timerwheel.Timer{
 		ID:       id,
 		Interval: d,
 		Callback: timerwheel.Callback{Type: TimerType, Opaque: []byte(key)},
 		Tags:     tags,
 	})
 	if err != nil {
-		return fmt.Errorf("registrar: set expiry timer of %s: %w", key, err)
+		return timerwheel.Change{}, fmt.Errorf("registrar: expiry timer of %s: %w", key, err)
 	}
-	return nil
+	return c, nil
 }
 
 // newTag returns a fresh dialog tag.

@@ -30,7 +30,9 @@ import (
 type Registrar interface {
 	// RegisterWith registers with the registration data the S-CSCF has
 	// just read (nil: the registrar reads it).
-	RegisterWith(ctx context.Context, req *sip.Request, impi string, rd *hss.RegData) *sip.Response
+	// nonce, if not nil, is consumed in the registering write; a used one
+	// is auth.ErrNonceUsed.
+	RegisterWith(ctx context.Context, req *sip.Request, impi string, nonce *auth.Nonce, rd *hss.RegData) (*sip.Response, error)
 	Deregister(ctx context.Context, impu string) error
 	Subscribe(ctx context.Context, req *sip.Request) *sip.Response
 	Lookup(ctx context.Context, impu string) ([]registrar.Binding, error)
@@ -40,6 +42,11 @@ type Registrar interface {
 // Authenticator checks a request's credentials.
 type Authenticator interface {
 	Authenticate(ctx context.Context, req *sip.Request, impu string, proxy bool) auth.Result
+	// Register authenticates a REGISTER, leaving a single-use nonce for the
+	// registrar to consume.
+	Register(ctx context.Context, req *sip.Request, impu string) auth.Result
+	// Stale challenges again a request whose nonce was used.
+	Stale(ctx context.Context, req *sip.Request, impu string, proxy bool) auth.Result
 }
 
 // HSS is what the S-CSCF asks of the subscriber store.
@@ -164,8 +171,9 @@ func (s *SCSCF) register(t *proxy.Txn) {
 	req := t.Req
 	impu := header.Canonical(req.To().Address)
 	impi := ""
+	var nonce *auth.Nonce
 	if !s.o.AuthDisabled {
-		res := s.o.Auth.Authenticate(t.Context(), req, impu, false)
+		res := s.o.Auth.Register(t.Context(), req, impu)
 		if !res.OK {
 			if res.Err != nil {
 				s.log.Debug("REGISTER not authenticated", "impu", impu, "status", res.Response.StatusCode, "err", res.Err)
@@ -173,7 +181,7 @@ func (s *SCSCF) register(t *proxy.Txn) {
 			t.Respond(res.Response)
 			return
 		}
-		impi = res.IMPI
+		impi, nonce = res.IMPI, res.Nonce
 	}
 	// One registration-data read serves the registrar and, through the
 	// state before this REGISTER, tells an initial registration from a
@@ -183,7 +191,12 @@ func (s *SCSCF) register(t *proxy.Txn) {
 		rd = nil
 	}
 	initial := rd == nil || rd.State != hss.Registered
-	res := s.o.Registrar.RegisterWith(t.Context(), req, impi, rd)
+	res, err := s.o.Registrar.RegisterWith(t.Context(), req, impi, nonce, rd)
+	if err != nil {
+		s.log.Debug("REGISTER replayed a used nonce", "impu", impu, "err", err)
+		t.Respond(s.o.Auth.Stale(t.Context(), req, impu, false).Response)
+		return
+	}
 	t.Respond(res)
 	if res.StatusCode == 200 {
 		s.thirdParty(req, res, rd, initial)
