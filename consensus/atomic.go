@@ -50,7 +50,7 @@ func DecodeAtomicResult(res []byte) ([][]byte, error) {
 		}
 		res = res[k:]
 		if l > 0 {
-			out[i] = res[1 : l : l]
+			out[i] = res[1:l:l]
 		}
 		res = res[l:]
 	}
