@@ -385,6 +385,11 @@ func (s *Service) Scan(ctx context.Context, prefix string, fn func(Record) error
 // next time. The changes of one command are never split: a page exceeds limit
 // only when a single command made more changes.
 //
+// A put that the key's next change has superseded is left out: its value is
+// no longer stored, and the later change carries the key's state. A consumer
+// that applies changes in order, last writer wins, still ends with every
+// key as the shard has it.
+//
 // If changes after after have been trimmed, Feed returns ErrFeedTruncated and,
 // as next, the feed's current head: resync from the records (Scan started
 // after this call), then follow the feed from next.

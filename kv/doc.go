@@ -43,7 +43,11 @@
 // Every change (put, delete, expiry, restore) is appended to a per-shard feed
 // keyed by (Raft index, position within the command) and trimmed in Apply to
 // the newest Options.FeedRetention changes. FeedRetention therefore shapes
-// replicated state and must be the same on every node of a site.
+// replicated state and must be the same on every node of a site. An entry
+// holds the change's key and record header but not the value: a put's value
+// is read from the record while the put is the key's latest change, and a
+// superseded put is left out of Feed's answers. So the feed costs no second
+// copy of the data, however often records are rewritten.
 //
 // # Storage
 //

@@ -530,7 +530,9 @@ func TestFeed(t *testing.T) {
 		op  Op
 		key string
 	}
-	all := []ch{{1, OpPut, "a"}, {2, OpPut, "b"}, {3, OpDelete, "a"}, {6, OpPut, "c1"}, {6, OpPut, "c2"}, {6, OpPut, "c3"}, {7, OpPut, "d"}}
+	// The put of a at 1 is superseded by its delete at 3: its value is gone,
+	// and the delete tells a consumer all it needs.
+	all := []ch{{2, OpPut, "b"}, {3, OpDelete, "a"}, {6, OpPut, "c1"}, {6, OpPut, "c2"}, {6, OpPut, "c3"}, {7, OpPut, "d"}}
 	brief := func(cs []Change) []ch {
 		var out []ch
 		for _, c := range cs {
@@ -545,12 +547,13 @@ func TestFeed(t *testing.T) {
 		wantNext uint64
 	}{
 		{0, 100, all, 7},
-		{0, 2, all[:2], 2},
-		{2, 1, all[2:3], 3},
-		{3, 1, all[3:6], 6}, // a command's changes stay together
-		{2, 2, all[2:3], 3}, // rather than splitting the batch
-		{2, 4, all[2:6], 6},
-		{6, 10, all[6:], 7},
+		{0, 1, all[:1], 2},
+		{0, 2, all[:2], 3},
+		{2, 1, all[1:2], 3},
+		{3, 1, all[2:5], 6}, // a command's changes stay together
+		{2, 2, all[1:2], 3}, // rather than splitting the batch
+		{2, 4, all[1:5], 6},
+		{6, 10, all[5:], 7},
 		{7, 10, nil, 7},
 		{100, 10, nil, 100},
 	}
@@ -561,12 +564,12 @@ func TestFeed(t *testing.T) {
 		}
 	}
 	got, _, _ := f.svc.Feed(f.ctx, 0, 0, 100)
-	b := got[1]
+	b := got[0]
 	if b.Site != "paris" || string(b.Value) != "2" || b.Version != 2 || b.Expiry == 0 || b.HLC.IsZero() {
 		t.Fatalf("change %+v", b)
 	}
-	if got[2].Value != nil || got[2].Version != 3 {
-		t.Fatalf("delete change %+v", got[2])
+	if got[1].Value != nil || got[1].Version != 3 {
+		t.Fatalf("delete change %+v", got[1])
 	}
 
 	// Nine changes exceed the retention of 8: index 1 is trimmed.
@@ -595,6 +598,13 @@ func TestFeed(t *testing.T) {
 	}
 	if n := len(f.c.dump(t, 0, bucketFeed)); n != 8 {
 		t.Fatalf("feed holds %d changes, want 8", n)
+	}
+	// Overwriting i supersedes its change at 12: the new one carries the
+	// new value.
+	f.svc.Put(f.ctx, "i", []byte("new")) // 13
+	got, next, err = f.svc.Feed(f.ctx, 0, 11, 100)
+	if err != nil || next != 13 || len(got) != 1 || got[0].Index != 13 || string(got[0].Value) != "new" {
+		t.Fatalf("after 11: %+v next %d err %v; want only i's change at 13", got, next, err)
 	}
 }
 

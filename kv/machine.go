@@ -189,10 +189,13 @@ func (a *applier) expiryFor(ttl int64) (int64, bool) {
 }
 
 // write stores a record, maintains the expiry index and appends the change.
-// The stored record is the tail of the feed entry, so one allocation serves both.
 func (a *applier) write(op Op, key []byte, h recordHeader, value []byte, oldExpiry int64) error {
-	entry := a.feedEntry(op, key, h, value)
-	rec := entry[len(entry)-recordSize(h, value):]
+	// The feed entry and the record share one allocation (bbolt keeps values
+	// by reference until commit): the entry is the record without its value.
+	buf := make([]byte, 0, feedEntrySize(key, h)+recordSize(h, value))
+	buf = a.appendFeedEntry(buf, op, key, h)
+	entry := buf[:len(buf):len(buf)]
+	rec := appendRecord(buf[len(buf):], h, value)
 	if err := a.recs.Put(key, rec); err != nil {
 		return fmt.Errorf("put record %q: %w", key, err)
 	}
@@ -210,17 +213,22 @@ func (a *applier) remove(op Op, key []byte, h recordHeader, storedExpiry int64) 
 	if err := a.reindex(key, storedExpiry, 0); err != nil {
 		return err
 	}
-	return a.appendFeed(a.feedEntry(op, key, h, nil))
+	return a.appendFeed(a.appendFeedEntry(make([]byte, 0, feedEntrySize(key, h)), op, key, h))
 }
 
-// feedEntry encodes a change. bbolt keeps values by reference until commit, so
-// each entry gets its own buffer.
-func (a *applier) feedEntry(op Op, key []byte, h recordHeader, value []byte) []byte {
-	size := 1 + uvarintLen(uint64(len(key))) + len(key) + recordSize(h, value)
-	b := make([]byte, 0, size)
+// appendFeedEntry encodes a change: its op, key and record header, without
+// the value. queryFeed reads a put's value from the record itself, which
+// holds it for as long as the change is the key's latest; an older one is
+// superseded by a later entry. Keeping values out of the feed keeps its
+// retained changes from holding a second copy of the data.
+func (a *applier) appendFeedEntry(b []byte, op Op, key []byte, h recordHeader) []byte {
 	b = append(b, byte(op))
 	b = appendBytes(b, key)
-	return appendRecord(b, h, value)
+	return appendRecord(b, h, nil)
+}
+
+func feedEntrySize(key []byte, h recordHeader) int {
+	return 1 + uvarintLen(uint64(len(key))) + len(key) + recordSize(h, nil)
 }
 
 func (a *applier) reindex(key []byte, oldExpiry, newExpiry int64) error {
@@ -589,7 +597,8 @@ func scanShard(recs *bolt.Bucket, now int64, limit int, prefix, after []byte) ([
 func (s *Service) queryFeed(tx *bolt.Tx, after uint64, limit int) ([]byte, error) {
 	feed := tx.Bucket([]byte(bucketFeed))
 	meta := tx.Bucket([]byte(bucketMeta))
-	if feed == nil || meta == nil {
+	recs := tx.Bucket([]byte(bucketRecords))
+	if feed == nil || meta == nil || recs == nil {
 		return nil, errNotOpened
 	}
 	m, ok := decodeMeta(meta.Get([]byte(metaKey)))
@@ -637,14 +646,50 @@ func (s *Service) queryFeed(tx *bolt.Tx, after uint64, limit int) ([]byte, error
 			body = body[:curStart]
 			break
 		}
+		entry, ok, err := feedChange(recs, v)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			continue // superseded: a later change of the key follows
+		}
 		body = binary.AppendUvarint(body, idx)
-		body = appendBytes(body, v)
+		body = appendBytes(body, entry)
 		n++
 	}
 	res := make([]byte, 0, 1+maxVarint+len(body))
 	res = append(res, 0)
 	res = binary.AppendUvarint(res, next)
 	return append(res, body...), nil
+}
+
+// feedChange is the change a feed entry describes, as Feed decodes it: a
+// removal as stored, a put with the value of the record it wrote. ok is
+// false for a put the key has been written or removed since: its value is
+// gone, and a later entry carries the key's state.
+func feedChange(recs *bolt.Bucket, entry []byte) (change []byte, ok bool, err error) {
+	op, key, h, _, valid := decodeFeedEntry(entry)
+	if !valid {
+		return nil, false, errors.New("corrupt feed entry")
+	}
+	if op == OpDelete || op == OpExpire {
+		return entry, true, nil
+	}
+	cur := recs.Get(key)
+	if cur == nil {
+		return nil, false, nil
+	}
+	ch, _, valid := decodeRecord(cur)
+	if !valid {
+		return nil, false, fmt.Errorf("corrupt record %q", key)
+	}
+	if ch.version != h.version {
+		return nil, false, nil
+	}
+	change = make([]byte, 0, 1+uvarintLen(uint64(len(key)))+len(key)+len(cur))
+	change = append(change, byte(op))
+	change = appendBytes(change, key)
+	return append(change, cur...), true, nil
 }
 
 // Export implements consensus.Machine. It emits restore commands of up to

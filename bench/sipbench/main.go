@@ -65,7 +65,9 @@ type options struct {
 	// cpuprofile, when set, is the file prefix for the Stillwater node's
 	// CPU, heap and goroutine profiles of each confirmation run.
 	cpuprofile string
-	log        *slog.Logger
+	// shared are extra shared_config lines for the Stillwater node.
+	shared string
+	log    *slog.Logger
 }
 
 // figures are one target's results on one transport.
@@ -98,6 +100,7 @@ func main() {
 	flag.StringVar(&o.stillwaterIP, "stillwater-ip", "127.0.0.1", "local_ip of the Stillwater node started (P-CSCF on port 5060, admin API on 9880)")
 	flag.StringVar(&o.dir, "dir", "", "working directory (default: a temporary one, removed afterwards)")
 	only := flag.String("only", "reg,call", "what to measure: reg, call or both (comma-separated)")
+	flag.StringVar(&o.shared, "shared-config", "", "extra shared_config options for the Stillwater node, comma-separated (e.g. shard_count=4)")
 	flag.StringVar(&o.services, "services", "mmtel", "Stillwater subscribers' services: mmtel (default iFCs) or none")
 	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write Stillwater's CPU profile of each confirmation run to `prefix`.<reg|inv>-<transport>.pprof, and its heap and goroutines at the end to ….heap.pprof and ….goroutine.txt")
 	flag.Parse()
@@ -458,7 +461,7 @@ func startStillwater(ctx context.Context, o options, dir string, users []sipp.Us
 	// Kamailio's registrar is set to grant up to 3600 s too: the same
 	// scenario then leaves the same bindings behind, and none of the
 	// registration runs' bindings expire while calls are measured.
-	if err := os.WriteFile(filepath.Join(etc, "shared_config"), []byte("reg_max_expires=3600\n"), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(etc, "shared_config"), []byte("reg_max_expires=3600\n"+strings.ReplaceAll(o.shared, ",", "\n")+"\n"), 0o644); err != nil {
 		return nil, err
 	}
 	logf, err := os.Create(filepath.Join(dir, "stillwater.log"))
