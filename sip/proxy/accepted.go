@@ -3,6 +3,7 @@ package proxy
 import (
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/emiago/sipgo/sip"
 )
@@ -14,7 +15,9 @@ import (
 // no transaction: the branch takes it, and its retransmissions are relayed
 // statelessly (RFC 3261 §16.7).
 type acceptWatch struct {
-	tx       *sip.ClientTx
+	key      string
+	ready    chan struct{} // closed once tx is set, or the send failed
+	tx       *sip.ClientTx // nil if the send failed
 	taken    atomic.Bool
 	accepted chan *sip.Response
 
@@ -22,27 +25,47 @@ type acceptWatch struct {
 	gone bool // the branch stopped listening
 }
 
-// watchAccept registers tx's branch for takeAccepted. It returns nil when
-// tx is not sipgo's own client transaction.
-func (c *Core) watchAccept(tx sip.ClientTransaction) *acceptWatch {
-	ctx, ok := tx.(*sip.ClientTx)
-	if !ok {
+// watchAccept registers an INVITE for takeAccepted before it is sent: a
+// UAS that answers at once must not find sipgo's transaction unwatched, or
+// the 2xx would put it in its accepted state after all. The caller passes
+// the transaction to sent once the send returns.
+func (c *Core) watchAccept(req *sip.Request) *acceptWatch {
+	key, err := sip.ClientTxKeyMake(req)
+	if err != nil {
 		return nil
 	}
-	w := &acceptWatch{tx: ctx, accepted: make(chan *sip.Response, 1)}
-	c.accepting.Store(ctx.Key(), w)
+	w := &acceptWatch{key: key, ready: make(chan struct{}), accepted: make(chan *sip.Response, 1)}
+	c.accepting.Store(key, w)
 	return w
+}
+
+// sent records the transaction of a watched INVITE; tx nil (a failed send,
+// or a transaction that is not sipgo's own) ends the watch.
+func (c *Core) sent(w *acceptWatch, tx sip.ClientTransaction) {
+	if w == nil {
+		return
+	}
+	ctx, _ := tx.(*sip.ClientTx)
+	w.tx = ctx
+	close(w.ready)
+	if ctx == nil {
+		c.unwatchAccept(w)
+	}
 }
 
 func (c *Core) unwatchAccept(w *acceptWatch) {
 	if w == nil {
 		return
 	}
-	c.accepting.CompareAndDelete(w.tx.Key(), w)
+	c.accepting.CompareAndDelete(w.key, w)
 	w.mu.Lock()
 	w.gone = true
 	w.mu.Unlock()
 }
+
+// sendWait bounds how long takeAccepted waits for a watched INVITE's send
+// to return; it has written the request already, as its answer is here.
+const sendWait = time.Second
 
 // takeAccepted runs on every received message before the transaction layer
 // sees it. A 2xx for a watched INVITE ends the transaction first, so the
@@ -65,6 +88,20 @@ func (c *Core) takeAccepted(msg sip.Message) {
 		return
 	}
 	w := v.(*acceptWatch)
+	select {
+	case <-w.ready:
+	default:
+		t := time.NewTimer(sendWait)
+		select {
+		case <-w.ready:
+			t.Stop()
+		case <-t.C:
+			return // the transaction takes it, as without a watch
+		}
+	}
+	if w.tx == nil {
+		return
+	}
 	w.taken.Store(true)
 	c.taken.Store(res, w)
 	w.tx.Terminate()

@@ -88,6 +88,13 @@ type Config struct {
 	Logger    *slog.Logger
 }
 
+// Branch workers: enough for the branches in flight at a few thousand
+// requests a second; idle ones go after a while.
+const (
+	maxHopWorkers = 1024
+	hopWorkerIdle = 10 * time.Second
+)
+
 // Core is a running SIP node: its listeners, transaction layer and services.
 type Core struct {
 	cfg      Config
@@ -111,6 +118,7 @@ type Core struct {
 	accepting sync.Map
 	taken     sync.Map
 	stop      chan struct{} // closed by Close
+	hops      *hopPool
 }
 
 type boundListener struct {
@@ -145,6 +153,7 @@ func New(cfg Config) (*Core, error) {
 		sip.UDPMTUSize = udpMTULimit
 	}
 	c := &Core{cfg: cfg, log: cfg.Logger.With("component", "sip"), hosts: map[string]bool{}, services: map[string]Service{}, stop: make(chan struct{})}
+	c.hops = newHopPool(c.stop, maxHopWorkers, hopWorkerIdle)
 	for _, h := range cfg.Hosts {
 		c.hosts[normHost(h)] = true
 	}

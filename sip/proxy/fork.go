@@ -169,7 +169,7 @@ func (f *fork) start(targets []Target) {
 	}
 	for i, b := range bs {
 		flow := targets[i].Flow
-		go b.run(flow)
+		f.t.core.hops.Go(func() { b.run(flow) })
 	}
 }
 

@@ -45,21 +45,28 @@ func (b *branch) runWire(flow string) {
 	}
 	var lastErr error
 	for _, h := range hops {
-		tx, err := c.sendTx(b.f.t.ctx, req, h, b.f.t.Service, b.f.t.Src.Trusted || b.f.t.Src.Local)
+		var watch *acceptWatch
+		tx, err := c.sendTx(b.f.t.ctx, req, h, b.f.t.Service, b.f.t.Src.Trusted || b.f.t.Src.Local, func() {
+			if req.IsInvite() {
+				watch = c.watchAccept(req)
+			}
+		})
 		if err != nil {
+			c.sent(watch, nil)
 			c.log.Debug("next hop refused the request", "method", req.Method, "hop", h.Addr, "transport", h.Transport, "err", err)
 			lastErr = err
 			continue
 		}
+		c.sent(watch, tx)
 		c.log.Debug("sent", "method", req.Method, "ruri", req.Recipient.String(), "hop", h.Addr, "transport", h.Transport, "from", b.f.t.Service)
-		b.track(tx, h)
+		b.track(tx, h, watch)
 		return
 	}
 	b.respond(synth(req, lastErr))
 }
 
 // track relays a client transaction's responses into the fork.
-func (b *branch) track(tx sip.ClientTransaction, h wireHop) {
+func (b *branch) track(tx sip.ClientTransaction, h wireHop, watch *acceptWatch) {
 	c := b.f.t.core
 	req := b.req
 	b.mu.Lock()
@@ -70,12 +77,10 @@ func (b *branch) track(tx sip.ClientTransaction, h wireHop) {
 		c.sendCancel(req, h)
 	}
 	var timerC <-chan struct{}
-	var watch *acceptWatch
 	if req.IsInvite() {
 		ctx, cancel := context.WithTimeout(context.Background(), timerCFor(b))
 		defer cancel()
 		timerC = ctx.Done()
-		watch = c.watchAccept(tx)
 		defer c.unwatchAccept(watch)
 	}
 	accepted := func(res *sip.Response) {
@@ -232,7 +237,9 @@ func systemResolve(ctx context.Context, host string, port int, transport string,
 }
 
 // sendTx adds this node's Via and starts a client transaction to h.
-func (c *Core) sendTx(ctx context.Context, req *sip.Request, h wireHop, service string, trusted bool) (sip.ClientTransaction, error) {
+// before, if not nil, runs once the request is complete, just before it is
+// sent.
+func (c *Core) sendTx(ctx context.Context, req *sip.Request, h wireHop, service string, trusted bool, before func()) (sip.ClientTransaction, error) {
 	transport := h.Transport
 	ln := h.ln
 	if ln == nil || !strings.EqualFold(ln.Network, transport) {
@@ -248,6 +255,9 @@ func (c *Core) sendTx(ctx context.Context, req *sip.Request, h wireHop, service 
 		req.Laddr = sip.Addr{IP: net.IP(ln.Addr.Addr().AsSlice()), Port: ln.port}
 	} else {
 		req.Laddr = sip.Addr{}
+	}
+	if before != nil {
+		before()
 	}
 	tx, err := c.txl.Request(ctx, req)
 	if err != nil {
