@@ -72,18 +72,6 @@ type group struct {
 	stamp   int64
 	done    chan struct{}
 	snapDir string
-	verify  verifyRounds
-}
-
-// verifyRounds lets concurrent linearizable reads share one leadership
-// check: a check costs a pass of the Raft leader loop and, with peers, a
-// heartbeat round, so one per read was a loop wake-up per read. A read
-// joins the round that starts after it arrived, never one in flight, so
-// each read is still checked after its arrival.
-type verifyRounds struct {
-	mu      sync.Mutex
-	waiting []chan error
-	running bool
 }
 
 type groupDeps struct {
@@ -244,53 +232,10 @@ func (g *group) readIndex(ctx context.Context) error {
 		return raft.ErrNotLeader
 	}
 	last := g.raft.LastIndex()
-	if err := g.verifyLeader(ctx); err != nil {
+	if err := g.raft.VerifyLeader().Error(); err != nil {
 		return err
 	}
 	return g.fsm.waitApplied(ctx, last)
-}
-
-// verifyLeader confirms leadership in the next round of checks.
-func (g *group) verifyLeader(ctx context.Context) error {
-	return g.verify.do(ctx, func() error { return g.raft.VerifyLeader().Error() })
-}
-
-// do waits for the outcome of the first round of check that starts after
-// the call.
-func (v *verifyRounds) do(ctx context.Context, check func() error) error {
-	ch := make(chan error, 1)
-	v.mu.Lock()
-	v.waiting = append(v.waiting, ch)
-	if !v.running {
-		v.running = true
-		go v.run(check)
-	}
-	v.mu.Unlock()
-	select {
-	case err := <-ch:
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-// run checks once for each batch of waiting calls until none wait.
-func (v *verifyRounds) run(check func() error) {
-	for {
-		v.mu.Lock()
-		batch := v.waiting
-		v.waiting = nil
-		if len(batch) == 0 {
-			v.running = false
-			v.mu.Unlock()
-			return
-		}
-		v.mu.Unlock()
-		err := check()
-		for _, ch := range batch {
-			ch <- err // buffered: a caller that gave up is not waited for
-		}
-	}
 }
 
 func (g *group) stop(d groupDeps) error {

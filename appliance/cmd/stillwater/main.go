@@ -10,6 +10,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -25,6 +26,7 @@ import (
 	"stillwater/appliance"
 	"stillwater/appliance/config"
 	"stillwater/appliance/ellis"
+	"stillwater/appliance/gctune"
 	"stillwater/appliance/provtools"
 	"stillwater/consensus"
 )
@@ -146,6 +148,10 @@ func createNumbers(s *appliance.Settings, start, count int64, pstn bool, realm s
 func runNode(s *appliance.Settings, stdout io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if os.Getenv("GOGC") == "" {
+		// An operator's GOGC is left alone; otherwise the target follows load.
+		go gctune.Run(ctx, gctune.DefaultPolicy(gctune.MachineMemory()), time.Second, slog.Default())
+	}
 	startCtx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	n, err := appliance.Start(startCtx, s, os.Stderr)
 	cancel()
