@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+	"github.com/icholy/digest"
 
 	"stillwater/sip/auth"
 )
@@ -20,6 +21,16 @@ func register(t *testing.T, a *auth.Authenticator, impu string, headers ...strin
 	t.Helper()
 	res := a.Authenticate(context.Background(), request(t, "REGISTER", regURI, impu, headers...), impu, false)
 	return res, "REGISTER"
+}
+
+// answeredChallenge challenges a REGISTER of alice's and returns the
+// challenge and the Authorization header line answering it.
+func answeredChallenge(t *testing.T, a *auth.Authenticator) (*digest.Challenge, string) {
+	t.Helper()
+	res, _ := register(t, a, aliceIMPU)
+	ch := challengeOf(t, res)
+	ans := answer{user: alice, password: alicePass, method: "REGISTER", uri: regURI, nc: 1}
+	return ch, "Authorization: " + ans.header(ch)
 }
 
 func code(r auth.Result) int {
@@ -283,10 +294,7 @@ func (failingReader) Read([]byte) (int, error) { return 0, errors.New("entropy e
 func TestStoreFailures(t *testing.T) {
 	f := newFixture(t)
 	a := f.authenticator(auth.Options{}, 1)
-	res, _ := register(t, a, aliceIMPU)
-	ch := challengeOf(t, res)
-	ans := answer{user: alice, password: alicePass, method: "REGISTER", uri: regURI, nc: 1}
-	answered := "Authorization: " + ans.header(ch)
+	_, answered := answeredChallenge(t, a)
 
 	cancelled, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -626,10 +634,7 @@ func TestConcurrentUse(t *testing.T) {
 func TestDeferredUse(t *testing.T) {
 	f := newFixture(t)
 	a := f.authenticator(auth.Options{}, 40)
-	res, _ := register(t, a, aliceIMPU)
-	ch := challengeOf(t, res)
-	ans := answer{user: alice, password: alicePass, method: "REGISTER", uri: regURI, nc: 1}
-	hdr := "Authorization: " + ans.header(ch)
+	ch, hdr := answeredChallenge(t, a)
 
 	if got := a.Register(f.ctx, request(t, "REGISTER", regURI, "sip:other@example.com", hdr), "sip:other@example.com"); got.OK {
 		t.Fatal("a response counted for another identity than the challenged one")
