@@ -50,17 +50,16 @@ func (p Policy) Next(cur int, s Sample) int {
 		next := min(cur*2, p.Max)
 		// The heap grows to Live × (1 + GOGC/100): stay inside the budget.
 		if s.Live > 0 {
-			fit := int(p.Budget*100/s.Live) - 100
-			next = min(next, fit)
+			next = min(next, int(p.Budget*100/s.Live)-100)
 		}
-		return max(next, min(cur, p.Max), p.Min)
+		return max(next, cur) // never lower while collection is busy
 	case cur > p.Min && s.GCShare*float64(cur)/float64(max(cur/2, p.Min)) < p.Low:
 		// Collection's share grows about as GOGC shrinks: lower the
 		// target only if the lower one would stay quiet too, or it
 		// would swing back at once.
 		return max(cur/2, p.Min)
 	}
-	return min(max(cur, p.Min), p.Max)
+	return cur
 }
 
 // Run applies p every interval until ctx ends, and restores GOGC=p.Min.

@@ -90,14 +90,8 @@ func (c *Core) takeAccepted(msg sip.Message) {
 	w := v.(*acceptWatch)
 	select {
 	case <-w.ready:
-	default:
-		t := time.NewTimer(sendWait)
-		select {
-		case <-w.ready:
-			t.Stop()
-		case <-t.C:
-			return // the transaction takes it, as without a watch
-		}
+	case <-time.After(sendWait):
+		return // the transaction takes it, as without a watch
 	}
 	if w.tx == nil {
 		return
