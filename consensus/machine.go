@@ -97,6 +97,9 @@ type Cluster interface {
 	Query(ctx context.Context, shard int, kind Kind, q []byte, c Consistency) ([]byte, error)
 	// Site is the name of this site, recorded in every record it writes.
 	Site() string
+	// Replicates reports whether this node holds a replica of the shard,
+	// whose machines apply every change committed to it.
+	Replicates(shard int) bool
 }
 
 // Errors a caller can act on.

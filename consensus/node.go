@@ -397,6 +397,9 @@ func (n *Node) Shards() int { return n.id.Shards }
 // Site implements Cluster.
 func (n *Node) Site() string { return n.id.Site }
 
+// Replicates implements Cluster.
+func (n *Node) Replicates(shard int) bool { return n.shard(shard) != nil }
+
 // ID is this node's identifier.
 func (n *Node) ID() string { return n.cfg.NodeID }
 

@@ -17,6 +17,7 @@ type ReadOption func(*readOptions)
 
 type readOptions struct {
 	consistency consensus.Consistency
+	cached      bool
 }
 
 // LocalRead serves a read from this node's replica: faster, possibly stale.
@@ -26,11 +27,15 @@ func LocalRead() ReadOption {
 }
 
 func readConsistency(opts []ReadOption) consensus.Consistency {
+	return readOpts(opts).consistency
+}
+
+func readOpts(opts []ReadOption) readOptions {
 	var o readOptions
 	for _, f := range opts {
 		f(&o)
 	}
-	return o.consistency
+	return o
 }
 
 func checkKey(key string) error {
@@ -51,11 +56,39 @@ func (s *Service) Get(ctx context.Context, key string, opts ...ReadOption) (Reco
 	if err := checkKey(key); err != nil {
 		return Record{}, fmt.Errorf("kv: get: %w", err)
 	}
+	o := readOpts(opts)
+	now := s.now()
 	q := make([]byte, 0, 1+maxVarint+len(key))
 	q = append(q, qGet)
-	q = binary.AppendVarint(q, s.now())
+	q = binary.AppendVarint(q, now)
 	q = append(q, key...)
-	res, err := s.cluster.Query(ctx, s.shardOfTail(q, key), consensus.KindKV, q, readConsistency(opts))
+	shard := s.shardOfTail(q, key)
+	if c := s.cacheOf(shard, o); c != nil {
+		if rec, ok := c.get(key, now); ok {
+			return rec, nil
+		}
+		rec, err := s.get(ctx, shard, key, q, o.consistency)
+		if err != nil {
+			c.abandon(key)
+			return rec, err
+		}
+		c.fill(rec)
+		return rec, nil
+	}
+	return s.get(ctx, shard, key, q, o.consistency)
+}
+
+// cacheOf returns the shard's record cache if o asks for a cached read and
+// this node holds a replica of the shard, whose Apply keeps the cache true.
+func (s *Service) cacheOf(shard int, o readOptions) *recordCache {
+	if !o.cached || !s.cluster.Replicates(shard) {
+		return nil
+	}
+	return s.shardCache(shard)
+}
+
+func (s *Service) get(ctx context.Context, shard int, key string, q []byte, c consensus.Consistency) (Record, error) {
+	res, err := s.cluster.Query(ctx, shard, consensus.KindKV, q, c)
 	if err != nil {
 		return Record{}, fmt.Errorf("kv: get %q: %w", key, err)
 	}

@@ -107,6 +107,7 @@ type fakeCluster struct {
 	consistency []consensus.Consistency // of every query, in order
 	failNext    error                   // returned once by the next Propose
 	lag         time.Duration           // Entry.Time is this far behind the clock
+	remote      bool                    // Replicates reports false
 }
 
 type fakeShard struct {
@@ -151,6 +152,12 @@ func (c *fakeCluster) ShardOf(key []byte) int {
 }
 
 func (c *fakeCluster) Site() string { return c.site }
+
+func (c *fakeCluster) Replicates(int) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return !c.remote
+}
 
 func (c *fakeCluster) Propose(ctx context.Context, shard int, kind consensus.Kind, cmd []byte) ([]byte, error) {
 	if err := ctx.Err(); err != nil {

@@ -44,6 +44,9 @@ func (s *Service) Open(shard int, tx *bolt.Tx) error {
 			return fmt.Errorf("kv: open shard %d: bucket %s missing in read-only open", shard, name)
 		}
 	}
+	if c := s.shardCache(shard); c != nil {
+		c.reset() // the state may have been replaced under the cache
+	}
 	st := s.state(shard)
 	var earliest int64
 	if k, _ := tx.Bucket([]byte(bucketExpiry)).Cursor().First(); len(k) >= 8 {
@@ -66,9 +69,10 @@ type applied struct {
 // applier carries one Apply's buckets and the shard state it advances.
 type applier struct {
 	applied
-	svc *Service
-	st  *shardState
-	e   consensus.Entry
+	svc   *Service
+	st    *shardState
+	cache *recordCache // nil if the shard has none
+	e     consensus.Entry
 
 	dirty   bool   // m changed: write it back
 	stamped bool   // version and hlc assigned
@@ -88,7 +92,7 @@ func (s *Service) Apply(shard int, tx *bolt.Tx, e consensus.Entry) ([]byte, erro
 	st.applyMu.Lock()
 	defer st.applyMu.Unlock()
 
-	a := applier{svc: s, st: st, e: e}
+	a := applier{svc: s, st: st, cache: s.shardCache(shard), e: e}
 	if o := st.open; o.recs != nil && o.recs.Tx() == tx {
 		// The cached buckets keep their transaction alive, so a later
 		// transaction cannot have its address: equality means the same one.
@@ -199,10 +203,17 @@ func (a *applier) write(op Op, key []byte, h recordHeader, value []byte, oldExpi
 	if err := a.recs.Put(key, rec); err != nil {
 		return fmt.Errorf("put record %q: %w", key, err)
 	}
+	a.changed(key)
 	if err := a.reindex(key, oldExpiry, h.expiry); err != nil {
 		return err
 	}
 	return a.appendFeed(entry)
+}
+
+func (a *applier) changed(key []byte) {
+	if a.cache != nil {
+		a.cache.changed(key)
+	}
 }
 
 // remove deletes a record and its expiry index entry, and appends the change.
@@ -210,6 +221,7 @@ func (a *applier) remove(op Op, key []byte, h recordHeader, storedExpiry int64) 
 	if err := a.recs.Delete(key); err != nil {
 		return fmt.Errorf("delete record %q: %w", key, err)
 	}
+	a.changed(key)
 	if err := a.reindex(key, storedExpiry, 0); err != nil {
 		return err
 	}

@@ -39,6 +39,9 @@ type Options struct {
 	// DefaultFeedRetention). It shapes replicated state: every node of a site
 	// must use the same value.
 	FeedRetention int
+	// CacheBytes bounds the records kept for Cached reads (default
+	// DefaultCacheBytes; negative: none are kept).
+	CacheBytes int
 }
 
 // Service is the kv state machine of every data shard on this node and the
@@ -48,6 +51,12 @@ type Service struct {
 	clock     Clock
 	log       *slog.Logger
 	retention uint64
+
+	// caches holds each shard's records for Cached reads (see shardCache);
+	// cacheBytes bounds them all.
+	caches     atomic.Pointer[[]*recordCache]
+	cacheMu    sync.Mutex // serializes growing caches
+	cacheBytes int
 
 	mu     sync.Mutex
 	shards map[int]*shardState
@@ -91,12 +100,16 @@ func New(cluster consensus.Cluster, opts Options) *Service {
 	if opts.FeedRetention <= 0 {
 		opts.FeedRetention = DefaultFeedRetention
 	}
+	if opts.CacheBytes == 0 {
+		opts.CacheBytes = DefaultCacheBytes
+	}
 	return &Service{
-		cluster:   cluster,
-		clock:     opts.Clock,
-		log:       opts.Logger.With("component", "kv"),
-		retention: uint64(opts.FeedRetention),
-		shards:    make(map[int]*shardState),
+		cluster:    cluster,
+		clock:      opts.Clock,
+		log:        opts.Logger.With("component", "kv"),
+		retention:  uint64(opts.FeedRetention),
+		cacheBytes: opts.CacheBytes,
+		shards:     make(map[int]*shardState),
 	}
 }
 

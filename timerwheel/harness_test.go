@@ -79,6 +79,8 @@ func (c *fakeCluster) ShardOf(key []byte) int {
 
 func (c *fakeCluster) Site() string { return "test" }
 
+func (c *fakeCluster) Replicates(int) bool { return true }
+
 func (c *fakeCluster) Propose(ctx context.Context, shard int, kind consensus.Kind, cmd []byte) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err

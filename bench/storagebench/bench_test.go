@@ -27,6 +27,8 @@ type captureCluster struct{ cmds [][]byte }
 func (c *captureCluster) Shards() int        { return 1 }
 func (c *captureCluster) ShardOf([]byte) int { return 0 }
 func (c *captureCluster) Site() string       { return "bench" }
+
+func (c *captureCluster) Replicates(int) bool { return true }
 func (c *captureCluster) Query(context.Context, int, consensus.Kind, []byte, consensus.Consistency) ([]byte, error) {
 	return nil, nil
 }

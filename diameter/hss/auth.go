@@ -10,6 +10,8 @@ import (
 	"io"
 
 	"github.com/wmnsk/milenage"
+
+	"stillwater/kv"
 )
 
 // Scheme is the authentication scheme a vector is asked for.
@@ -82,7 +84,7 @@ func (s *Store) AuthVector(ctx context.Context, req AVRequest) (AuthVector, erro
 	err := parallel(ctx, 2, 2, func(ctx context.Context, i int) error {
 		var err error
 		if i == 0 {
-			rec, err = get(ctx, s.impis, req.IMPI, "private identity")
+			rec, err = get(ctx, s.impis, req.IMPI, "private identity", kv.Cached())
 		} else if req.IMPU != "" {
 			r, err = s.resolve(ctx, req.IMPU)
 		}

@@ -89,11 +89,12 @@ func (s *Store) GetIRS(ctx context.Context, id string) (IRS, error) {
 }
 
 // confirmPublics reads the index of every hinted public identity of IRS id
-// and keeps those that belong to it, in hint order.
+// (through the record cache, as resolve does) and keeps those that belong to
+// it, in hint order.
 func (s *Store) confirmPublics(ctx context.Context, id string, hints []string) ([]PublicIdentity, error) {
 	recs := make([]*impuRecord, len(hints))
 	err := parallel(ctx, len(hints), 16, func(ctx context.Context, i int) error {
-		r, _, err := s.impus.Get(ctx, hints[i])
+		r, _, err := s.impus.Get(ctx, hints[i], kv.Cached())
 		if errors.Is(err, kv.ErrNotFound) {
 			return nil
 		}
@@ -506,13 +507,16 @@ type resolved struct {
 }
 
 // resolve finds the public identity impu, exactly or through a wildcard of
-// its domain, and reads its IRS.
+// its domain, and reads its IRS. It serves the Cx paths, which every
+// registration and call take, so it reads through this node's record cache
+// (kv.Cached): a provisioning change made through another node shows here
+// once this node's replica has applied it.
 func (s *Store) resolve(ctx context.Context, impu string) (resolved, error) {
-	if r, ok, err := s.resolveExact(ctx, impu); err != nil || ok {
+	if r, ok, err := s.resolveExact(ctx, impu, kv.Cached()); err != nil || ok {
 		return r, err
 	}
 	if !IsWildcard(impu) {
-		patterns, _, err := s.wilds.Get(ctx, hostOf(impu))
+		patterns, _, err := s.wilds.Get(ctx, hostOf(impu), kv.Cached())
 		if err != nil && !errors.Is(err, kv.ErrNotFound) {
 			return resolved{}, fmt.Errorf("hss: read wildcards of %q: %w", hostOf(impu), err)
 		}
@@ -521,7 +525,7 @@ func (s *Store) resolve(ctx context.Context, impu string) (resolved, error) {
 			if err != nil || !re.MatchString(impu) {
 				continue
 			}
-			r, ok, err := s.resolveExact(ctx, p)
+			r, ok, err := s.resolveExact(ctx, p, kv.Cached())
 			if err != nil {
 				return r, err
 			}
@@ -534,15 +538,15 @@ func (s *Store) resolve(ctx context.Context, impu string) (resolved, error) {
 	return resolved{}, notFound("public identity %q", impu)
 }
 
-func (s *Store) resolveExact(ctx context.Context, impu string) (resolved, bool, error) {
-	rec, _, err := s.impus.Get(ctx, impu)
+func (s *Store) resolveExact(ctx context.Context, impu string, opts ...kv.ReadOption) (resolved, bool, error) {
+	rec, _, err := s.impus.Get(ctx, impu, opts...)
 	if errors.Is(err, kv.ErrNotFound) {
 		return resolved{}, false, nil
 	}
 	if err != nil {
 		return resolved{}, false, fmt.Errorf("hss: read public identity %q: %w", impu, err)
 	}
-	irs, _, err := s.irss.Get(ctx, rec.IRS)
+	irs, _, err := s.irss.Get(ctx, rec.IRS, opts...)
 	if errors.Is(err, kv.ErrNotFound) {
 		return resolved{}, false, nil // dangling index
 	}

@@ -275,8 +275,8 @@ func backoff(ctx context.Context, attempt int) error {
 
 // get reads a record, mapping absence to ErrNotFound with what in the
 // message.
-func get[T any](ctx context.Context, t *kv.Table[T], key, what string) (T, error) {
-	v, _, err := t.Get(ctx, key)
+func get[T any](ctx context.Context, t *kv.Table[T], key, what string, opts ...kv.ReadOption) (T, error) {
+	v, _, err := t.Get(ctx, key, opts...)
 	if errors.Is(err, kv.ErrNotFound) {
 		return v, notFound("%s %q", what, key)
 	}
@@ -382,7 +382,8 @@ func (s *Store) ifcDoc(ctx context.Context, key string) (serviceProfileDoc, erro
 }
 
 func (s *Store) ifcRaw(ctx context.Context, key string) ([]byte, error) {
-	rec, err := s.kv.Get(ctx, tableIFC+"/"+key)
+	// A document's key is its hash, so a cached copy is never wrong.
+	rec, err := s.kv.Get(ctx, tableIFC+"/"+key, kv.Cached())
 	if errors.Is(err, kv.ErrNotFound) {
 		return nil, notFound("iFC document %s", key)
 	}
@@ -438,13 +439,20 @@ func parallel(ctx context.Context, n, limit int, fn func(ctx context.Context, i 
 		if ctx.Err() != nil {
 			break
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		run := func() {
 			defer func() { <-sem }()
 			if err := fn(ctx, i); err != nil {
 				errOnce.Do(func() { first = err; cancel() })
 			}
+		}
+		if i == n-1 {
+			run() // the caller would only wait: it takes the last one itself
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			run()
 		}()
 	}
 	wg.Wait()

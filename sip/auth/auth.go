@@ -22,6 +22,7 @@ import (
 	"stillwater/consensus"
 	"stillwater/diameter/hss"
 	"stillwater/kv"
+	"stillwater/sip/header"
 )
 
 // Defaults of Options.
@@ -271,7 +272,7 @@ func credentialsHeader(proxy bool) string {
 // the header whose realm is Options.Realm, else the first Digest one.
 func (a *Authenticator) credentials(req *sip.Request, proxy bool) (*credentials, error) {
 	var first *credentials
-	for _, h := range req.GetHeaders(credentialsHeader(proxy)) {
+	for _, h := range header.Get(req, credentialsHeader(proxy)) {
 		c, err := parseCredentials(h.Value())
 		if errors.Is(err, errNotDigest) {
 			continue

@@ -79,6 +79,24 @@ func SplitList(v string) []string {
 	return out
 }
 
+// Lister is what sip.Request and sip.Response share for listing headers.
+type Lister interface {
+	Headers() []sip.Header
+}
+
+// Get returns the headers called name (case-insensitively), in order. It
+// is sipgo's GetHeaders without the copy of every header name it lowercases
+// on the way, which was a large share of a message's allocations.
+func Get(m Lister, name string) []sip.Header {
+	var out []sip.Header
+	for _, h := range m.Headers() {
+		if strings.EqualFold(h.Name(), name) {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
 // RemoveAll removes every header called name.
 func RemoveAll(req *sip.Request, name string) {
 	for req.RemoveHeader(name) {
@@ -87,7 +105,7 @@ func RemoveAll(req *sip.Request, name string) {
 
 // AddSupported adds an option tag to Supported unless it is there.
 func AddSupported(req *sip.Request, tag string) {
-	for _, h := range req.GetHeaders("Supported") {
+	for _, h := range Get(req, "Supported") {
 		for _, v := range strings.Split(h.Value(), ",") {
 			if strings.EqualFold(strings.TrimSpace(v), tag) {
 				return
@@ -98,9 +116,9 @@ func AddSupported(req *sip.Request, tag string) {
 }
 
 // URIs parses every name-addr in the named headers.
-func URIs(m sip.Message, name string) []sip.Uri {
+func URIs(m Lister, name string) []sip.Uri {
 	var out []sip.Uri
-	for _, h := range m.GetHeaders(name) {
+	for _, h := range Get(m, name) {
 		for _, v := range SplitList(h.Value()) {
 			if u, ok := ParseNameAddr(v); ok {
 				out = append(out, u)

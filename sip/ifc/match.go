@@ -12,6 +12,8 @@ import (
 	"strings"
 
 	"github.com/emiago/sipgo/sip"
+
+	sipheader "stillwater/sip/header"
 )
 
 // Case is how the S-CSCF serves a request: what the iFCs are evaluated
@@ -50,7 +52,7 @@ func RegistrationTypeOf(req *sip.Request, initial bool) RegistrationType {
 		}
 	}
 	longest, contacts := -1, 0
-	for _, h := range req.GetHeaders("Contact") {
+	for _, h := range sipheader.Get(req, "Contact") {
 		contacts++
 		exp := def
 		if ch, ok := h.(*sip.ContactHeader); ok {

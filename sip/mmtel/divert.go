@@ -305,7 +305,7 @@ type historyEntry struct {
 
 func historyEntries(req *sip.Request) []historyEntry {
 	var out []historyEntry
-	for _, h := range req.GetHeaders("History-Info") {
+	for _, h := range header.Get(req, "History-Info") {
 		for _, v := range header.SplitList(h.Value()) {
 			e := historyEntry{text: v, params: map[string]string{}}
 			rest := v
@@ -339,7 +339,7 @@ func diversionCount(req *sip.Request) int {
 		hi = len(hs) - 1
 	}
 	dv := 0
-	for _, h := range req.GetHeaders("Diversion") {
+	for _, h := range header.Get(req, "Diversion") {
 		for _, v := range header.SplitList(h.Value()) {
 			n := 1
 			if i := strings.LastIndexByte(v, '>'); i >= 0 {
@@ -395,7 +395,7 @@ func addHistoryInfo(req *sip.Request, orig string, target sip.Uri, cause int) {
 // addDiversion puts the diverting user's entry on top of the Diversion
 // list (RFC 5806 §4: the most recent first, each with its own counter).
 func addDiversion(req *sip.Request, served, why string) {
-	prev := req.GetHeaders("Diversion")
+	prev := header.Get(req, "Diversion")
 	var vals []string
 	for _, h := range prev {
 		vals = append(vals, h.Value())

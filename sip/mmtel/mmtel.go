@@ -15,6 +15,7 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
+	"stillwater/sip/header"
 	"stillwater/sip/proxy"
 )
 
@@ -265,7 +266,7 @@ func warning(text string) sip.Header {
 
 // removeAll removes every header called name, whatever its case.
 func removeAll(req *sip.Request, name string) {
-	for _, h := range req.GetHeaders(name) {
+	for _, h := range header.Get(req, name) {
 		req.RemoveHeader(h.Name())
 	}
 }

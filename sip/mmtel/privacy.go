@@ -21,7 +21,7 @@ type privacy map[string]bool
 // Clearwater's AS did.
 func parsePrivacy(req *sip.Request) privacy {
 	p := privacy{}
-	for _, h := range req.GetHeaders("Privacy") {
+	for _, h := range header.Get(req, "Privacy") {
 		for v := range strings.FieldsFuncSeq(h.Value(), func(r rune) bool { return r == ';' || r == ',' }) {
 			v = strings.ToLower(strings.TrimSpace(v))
 			for _, known := range privOrder {

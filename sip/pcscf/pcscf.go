@@ -139,7 +139,7 @@ func (p *PCSCF) register(t *proxy.Txn) {
 	// Only this edge may say how the REGISTER was protected (TS 24.229
 	// §5.2.2.1); a UE's own claim would let it skip authentication.
 	var auths []string
-	for _, h := range req.GetHeaders("Authorization") {
+	for _, h := range header.Get(req, "Authorization") {
 		auths = append(auths, withoutParam(h.Value(), "integrity-protected"))
 	}
 	if auths != nil {
@@ -170,7 +170,7 @@ func (p *PCSCF) register(t *proxy.Txn) {
 // learn records what a 200 OK to a REGISTER says about the AoR on a flow.
 func (p *PCSCF) learn(tok, aor string, res *sip.Response) {
 	var assoc []string
-	for _, h := range res.GetHeaders("P-Associated-URI") {
+	for _, h := range header.Get(res, "P-Associated-URI") {
 		for _, v := range header.SplitList(h.Value()) {
 			if u, ok := header.ParseNameAddr(v); ok {
 				assoc = append(assoc, header.Canonical(u))
@@ -178,7 +178,7 @@ func (p *PCSCF) learn(tok, aor string, res *sip.Response) {
 		}
 	}
 	var routes []sip.Uri
-	for _, h := range res.GetHeaders("Service-Route") {
+	for _, h := range header.Get(res, "Service-Route") {
 		for _, v := range header.SplitList(h.Value()) {
 			if u, ok := header.ParseNameAddr(v); ok {
 				routes = append(routes, u)
@@ -186,7 +186,7 @@ func (p *PCSCF) learn(tok, aor string, res *sip.Response) {
 		}
 	}
 	expires := 0
-	for _, h := range res.GetHeaders("Contact") {
+	for _, h := range header.Get(res, "Contact") {
 		if c, ok := h.(*sip.ContactHeader); ok {
 			if v, ok := c.Params.Get("expires"); ok {
 				if n, err := strconv.Atoi(v); err == nil && n > expires {
@@ -244,7 +244,7 @@ func (p *PCSCF) sweepLocked() {
 // assert.
 func (p *PCSCF) identity(tok string, req *sip.Request) (*registration, string) {
 	var wants []string
-	for _, h := range req.GetHeaders("P-Preferred-Identity") {
+	for _, h := range header.Get(req, "P-Preferred-Identity") {
 		for _, v := range header.SplitList(h.Value()) {
 			if u, ok := header.ParseNameAddr(v); ok {
 				wants = append(wants, header.Canonical(u))

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+
+	"stillwater/sip/header"
 )
 
 // Target is one branch of a forwarded request.
@@ -393,11 +395,11 @@ func (f *fork) onResponse(b *branch, res *sip.Response) {
 // the response of a spiral or a retry is re-based on the upstream request's
 // Via set.
 func relayable(res *sip.Response, up *sip.Request) *sip.Response {
-	vias := up.GetHeaders("Via")
+	vias := header.Get(up, "Via")
 	if len(vias) == 0 {
 		return res
 	}
-	mine := res.GetHeaders("Via")
+	mine := header.Get(res, "Via")
 	if len(mine) == len(vias) && mine[0].Value() == vias[0].Value() {
 		return res
 	}

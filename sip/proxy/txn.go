@@ -7,6 +7,8 @@ import (
 	"sync"
 
 	"github.com/emiago/sipgo/sip"
+
+	"stillwater/sip/header"
 )
 
 // Service is one SIP function the core routes initial requests to. ServeSIP
@@ -309,7 +311,7 @@ func (c *Core) serve(t *Txn, svc string) {
 // onlyLocalRoute reports whether a request has no Route, or a single Route
 // naming this node: what makes an OPTIONS a poll of the node.
 func (c *Core) onlyLocalRoute(req *sip.Request) bool {
-	rs := req.GetHeaders("Route")
+	rs := header.Get(req, "Route")
 	switch len(rs) {
 	case 0:
 		return true

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+
+	"stillwater/sip/header"
 )
 
 // mtuSwitch is the request size above which UDP gives way to TCP (RFC 3261
@@ -307,7 +309,7 @@ func loopHash(req *sip.Request) string {
 // loop hash the request has now.
 func (c *Core) looped(req *sip.Request) bool {
 	var mine []string
-	for _, h := range req.GetHeaders("Via") {
+	for _, h := range header.Get(req, "Via") {
 		v, ok := h.(*sip.ViaHeader)
 		if !ok || !c.IsLocalHost(v.Host) {
 			continue
@@ -334,7 +336,7 @@ func (c *Core) sendCancel(inv *sip.Request, h wireHop) {
 	if v := inv.Via(); v != nil {
 		cancel.AppendHeader(v.Clone())
 	}
-	for _, r := range inv.GetHeaders("Route") {
+	for _, r := range header.Get(inv, "Route") {
 		cancel.AppendHeader(sip.HeaderClone(r))
 	}
 	mf := sip.MaxForwardsHeader(70)

@@ -13,6 +13,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"stillwater/diameter/hss"
+	"stillwater/sip/header"
 )
 
 // ContentType is the reg-event body type (RFC 3680).
@@ -232,7 +233,7 @@ func (r *Registrar) subscribe(ctx context.Context, req *sip.Request) (*sip.Respo
 		return nil, reject(400, "SUBSCRIBE has no Contact")
 	}
 	var routes []string
-	for _, h := range req.GetHeaders("Record-Route") {
+	for _, h := range header.Get(req, "Record-Route") {
 		if rr, ok := h.(*sip.RecordRouteHeader); ok {
 			routes = append(routes, rr.Address.String())
 		}

@@ -14,6 +14,7 @@ import (
 
 	"stillwater/diameter/hss"
 	"stillwater/sip/auth"
+	"stillwater/sip/header"
 )
 
 // requestError is a SIP error response to give for a request.
@@ -270,7 +271,7 @@ func firstHopOutbound(p string) bool {
 func (r *Registrar) parseContacts(req *sip.Request, hdrExp uint64, hasHdrExp bool) (bool, []contact, error) {
 	star := false
 	var out []contact
-	for _, h := range req.GetHeaders("Contact") {
+	for _, h := range header.Get(req, "Contact") {
 		ch, ok := h.(*sip.ContactHeader)
 		if !ok {
 			return false, nil, reject(400, "Malformed Contact header %q", h.Value())

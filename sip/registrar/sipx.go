@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/emiago/sipgo/sip"
+
+	"stillwater/sip/header"
 )
 
 func equalFold(a, b string) bool { return strings.EqualFold(a, b) }
@@ -14,7 +16,7 @@ func equalFold(a, b string) bool { return strings.EqualFold(a, b) }
 // headers.
 type headerReader interface {
 	GetHeader(name string) sip.Header
-	GetHeaders(name string) []sip.Header
+	Headers() []sip.Header
 }
 
 // splitList splits a comma-separated header value, leaving commas inside
@@ -52,7 +54,7 @@ func splitList(v string) []string {
 // headerValues returns every comma-separated value of the named headers.
 func headerValues(m headerReader, name string) []string {
 	var out []string
-	for _, h := range m.GetHeaders(name) {
+	for _, h := range header.Get(m, name) {
 		out = append(out, splitList(h.Value())...)
 	}
 	return out

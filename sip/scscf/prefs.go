@@ -58,7 +58,7 @@ type predicate struct {
 
 func predicates(req *sip.Request, name string) []predicate {
 	var out []predicate
-	for _, h := range req.GetHeaders(name) {
+	for _, h := range header.Get(req, name) {
 		for _, v := range header.SplitList(h.Value()) {
 			p := predicate{tags: map[string]string{}}
 			parts := strings.Split(v, ";")

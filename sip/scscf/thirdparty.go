@@ -14,6 +14,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"stillwater/diameter/hss"
+	"stillwater/sip/header"
 	"stillwater/sip/ifc"
 )
 
@@ -63,7 +64,7 @@ func (s *SCSCF) thirdParty(req *sip.Request, res *sip.Response, rd *hss.RegData,
 // grantedExpires is the longest expiry a 200 OK to a REGISTER granted.
 func grantedExpires(res *sip.Response) int {
 	longest := 0
-	for _, h := range res.GetHeaders("Contact") {
+	for _, h := range header.Get(res, "Contact") {
 		if c, ok := h.(*sip.ContactHeader); ok {
 			if v, ok := c.Params.Get("expires"); ok {
 				if n, err := strconv.Atoi(v); err == nil && n > longest {

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+
+	"stillwater/sip/header"
 )
 
 // Policy is what the checking element supports. The zero Policy is a proxy
@@ -98,7 +100,13 @@ func checkRequestURI(u *sip.Uri) *Error {
 }
 
 // checkMandatory checks the headers every request and response carries.
-func checkMandatory(m sip.Message) *Error {
+// message is what *sip.Request and *sip.Response share here.
+type message interface {
+	sip.Message
+	header.Lister
+}
+
+func checkMandatory(m message) *Error {
 	switch {
 	case m.Via() == nil:
 		return badRequest("missing Via header")
@@ -112,7 +120,7 @@ func checkMandatory(m sip.Message) *Error {
 		return badRequest("missing CSeq header")
 	}
 	for _, name := range singletons {
-		if n := len(m.GetHeaders(name)); n > 1 {
+		if n := len(header.Get(m, name)); n > 1 {
 			return badRequest("%d %s headers", n, name)
 		}
 	}
@@ -129,12 +137,12 @@ func checkMandatory(m sip.Message) *Error {
 }
 
 // checkBody checks framing and typing of the body.
-func checkBody(m sip.Message) *Error {
+func checkBody(m message) *Error {
 	body := m.Body()
 	if cl := m.ContentLength(); cl != nil && int(*cl) > len(body) {
 		return badRequest("Content-Length %d larger than body of %d octets", uint32(*cl), len(body))
 	}
-	cts := m.GetHeaders("Content-Type")
+	cts := header.Get(m, "Content-Type")
 	if len(body) > 0 && len(cts) == 0 {
 		return badRequest("body without Content-Type header")
 	}
@@ -165,8 +173,8 @@ func isToken(s string) bool {
 
 // checkDate requires an RFC 1123 date in GMT (RFC 3261 §20.17; RFC 4475
 // baddate).
-func checkDate(m sip.Message) *Error {
-	for _, h := range m.GetHeaders("Date") {
+func checkDate(m message) *Error {
+	for _, h := range header.Get(m, "Date") {
 		v := h.Value()
 		if _, err := time.Parse(time.RFC1123, v); err != nil || !strings.HasSuffix(v, " GMT") {
 			return badRequest("invalid Date header")
@@ -176,9 +184,9 @@ func checkDate(m sip.Message) *Error {
 }
 
 // optionTags collects the comma-separated tags of every header name.
-func optionTags(m sip.Message, name string) []string {
+func optionTags(m message, name string) []string {
 	var tags []string
-	for _, h := range m.GetHeaders(name) {
+	for _, h := range header.Get(m, name) {
 		for t := range strings.SplitSeq(h.Value(), ",") {
 			if t = strings.TrimSpace(t); t != "" {
 				tags = append(tags, t)
@@ -188,7 +196,7 @@ func optionTags(m sip.Message, name string) []string {
 	return tags
 }
 
-func (p Policy) unsupported(m sip.Message, name string) []string {
+func (p Policy) unsupported(m message, name string) []string {
 	var out []string
 	for _, t := range optionTags(m, name) {
 		if !slices.ContainsFunc(p.Supported, func(s string) bool { return strings.EqualFold(s, t) }) {
