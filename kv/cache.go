@@ -149,8 +149,33 @@ func (c *recordCache) fill(rec Record) {
 	c.bytes += size
 }
 
+// wrote records that Apply stored value (which nobody modifies later) under
+// key with header h: a cached entry takes the new record, so that a record
+// read and rewritten in turn, such as a registration, stays cached; reads in
+// progress fill nothing.
+func (c *recordCache) wrote(key []byte, h recordHeader, value []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if p := c.reading[string(key)]; p != nil {
+		p.changed = true
+	}
+	e, ok := c.m[string(key)]
+	if !ok {
+		return
+	}
+	rec := Record{Key: e.rec.Key, Value: value, Version: Version(h.version), HLC: h.hlc, Site: string(h.site), Expiry: h.expiry}
+	size := len(rec.Key) + len(rec.Value) + len(rec.Site) + cacheOverhead
+	c.bytes += size - e.size
+	if size > c.limit/16 || c.bytes > c.limit {
+		delete(c.m, e.rec.Key)
+		c.bytes -= size
+		return
+	}
+	c.m[e.rec.Key] = cachedRecord{rec: rec, size: size}
+}
+
 // changed drops key's entry and spoils the reads of it in progress; Apply
-// calls it for every record it writes or removes.
+// calls it for every record it removes.
 func (c *recordCache) changed(key []byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -28,12 +28,12 @@ func TestCachedReads(t *testing.T) {
 	}{
 		{"first read", put("v1", 0), "v1", true},
 		{"again", nil, "v1", false},
-		{"after a write", put("v2", 0), "v2", true},
+		{"after a write", put("v2", 0), "v2", false},
 		{"again after the write", nil, "v2", false},
-		{"expiring record", put("v3", 10*time.Second), "v3", true},
+		{"expiring record", put("v3", 10*time.Second), "v3", false},
 		{"expiring record again", nil, "v3", false},
 		{"expired", func() error { f.clock.Advance(11 * time.Second); return nil }, "", true},
-		{"rewritten", put("v4", 0), "v4", true},
+		{"rewritten after it expired", put("v4", 0), "v4", false},
 		{"deleted", func() error { return f.svc.Delete(f.ctx, key) }, "", true},
 		{"not found is not kept", nil, "", true},
 		{"written again", put("v5", 0), "v5", true},
@@ -67,6 +67,12 @@ func TestCachedReads(t *testing.T) {
 		}
 		if queried := queries() > before; queried != s.queried {
 			t.Fatalf("%s: store queried %v, want %v", s.name, queried, s.queried)
+		}
+		if got != "" {
+			stored, err := f.svc.Get(f.ctx, key)
+			if err != nil || !recordsEqual(rec, stored) {
+				t.Fatalf("%s: cached %+v, stored %+v (%v)", s.name, rec, stored, err)
+			}
 		}
 	}
 }

@@ -203,7 +203,9 @@ func (a *applier) write(op Op, key []byte, h recordHeader, value []byte, oldExpi
 	if err := a.recs.Put(key, rec); err != nil {
 		return fmt.Errorf("put record %q: %w", key, err)
 	}
-	a.changed(key)
+	if a.cache != nil {
+		a.cache.wrote(key, h, rec[len(rec)-len(value):])
+	}
 	if err := a.reindex(key, oldExpiry, h.expiry); err != nil {
 		return err
 	}

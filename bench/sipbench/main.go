@@ -211,9 +211,18 @@ func measureTarget(ctx context.Context, o options, target, transport string) fig
 	tr := map[string]string{"udp": "u1", "tcp": "t1"}[transport]
 	// users[0] is the callee of the call runs; the others register and call.
 	if o.loads["reg"] {
+		// Every run registers from one port, as a real UE keeps its
+		// contact: a new port per run would leave each user another
+		// binding per run, and later runs would carry more state than
+		// earlier ones.
+		port, err := stablePort("127.0.0.1")
+		if err != nil {
+			f.reg.err = err
+			return f
+		}
 		f.reg = findRate(ctx, o, srv, "reg", func(ctx context.Context, rate float64, d time.Duration) (sipp.Result, error) {
 			return sipp.Run(ctx, sipp.Options{
-				Scenario: "register", Target: srv.hostPort, Transport: tr, Users: users[1:],
+				Scenario: "register", Target: srv.hostPort, Transport: tr, Users: users[1:], LocalPort: port,
 				Rate: rate, Calls: calls(rate, d), Limit: limit(rate), Timeout: d + 30*time.Second,
 				RecvTimeout: 5 * time.Second, RTTFreq: 100, Dir: dir,
 			})
@@ -227,6 +236,24 @@ func measureTarget(ctx context.Context, o options, target, transport string) fig
 		f.call.err = errNotMeasured
 	}
 	return f
+}
+
+// stablePort finds a port free for UDP and TCP below the kernel's ephemeral
+// range, where no outgoing connection takes it between runs.
+func stablePort(ip string) (int, error) {
+	for port := 25060; port < 28000; port++ {
+		l, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(port)))
+		if err != nil {
+			continue
+		}
+		u, err := net.ListenPacket("udp", net.JoinHostPort(ip, strconv.Itoa(port)))
+		l.Close()
+		if err == nil {
+			u.Close()
+			return port, nil
+		}
+	}
+	return 0, fmt.Errorf("no port free for UDP and TCP on %s in 25060-27999", ip)
 }
 
 // measureCalls registers one callee (a SIPp that answers 180, 200 and the

@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	"github.com/emiago/sipgo/sip"
+
+	"stillwater/sip/header"
 )
 
 // NonRegisterPolicy is Clearwater's non_register_authentication option:
@@ -46,7 +48,7 @@ func (p NonRegisterPolicy) Required(req *sip.Request, digestEndpoint bool) bool 
 	case sip.REGISTER, sip.ACK, sip.CANCEL:
 		return false
 	}
-	if p.IfProxyAuthorizationPresent && req.GetHeader("Proxy-Authorization") != nil {
+	if p.IfProxyAuthorizationPresent && header.First(req, "Proxy-Authorization") != nil {
 		return true
 	}
 	if p.InitialReqFromRegDigestEndpoint && digestEndpoint {

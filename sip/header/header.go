@@ -97,6 +97,17 @@ func Get(m Lister, name string) []sip.Header {
 	return out
 }
 
+// First returns the first header called name (case-insensitively), or nil:
+// GetHeader without sipgo's copies of lowercased names.
+func First(m Lister, name string) sip.Header {
+	for _, h := range m.Headers() {
+		if strings.EqualFold(h.Name(), name) {
+			return h
+		}
+	}
+	return nil
+}
+
 // RemoveAll removes every header called name.
 func RemoveAll(req *sip.Request, name string) {
 	for req.RemoveHeader(name) {

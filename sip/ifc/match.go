@@ -46,7 +46,7 @@ func (c Case) registered() bool {
 // registration for the public identity).
 func RegistrationTypeOf(req *sip.Request, initial bool) RegistrationType {
 	def := -1
-	if h := req.GetHeader("Expires"); h != nil {
+	if h := sipheader.First(req, "Expires"); h != nil {
 		if v, err := strconv.Atoi(strings.TrimSpace(h.Value())); err == nil {
 			def = v
 		}

@@ -169,7 +169,7 @@ type servedUser struct {
 
 // parseServedUser reads P-Served-User; ok is false without one.
 func parseServedUser(req *sip.Request) (servedUser, bool) {
-	h := req.GetHeader("P-Served-User")
+	h := header.First(req, "P-Served-User")
 	if h == nil {
 		return servedUser{}, false
 	}

@@ -348,12 +348,12 @@ func stripNetworkHeaders(req *sip.Request) {
 // chargingHeaders adds P-Charging-Vector (a fresh ICID) and
 // P-Charging-Function-Addresses (RFC 7315).
 func (p *PCSCF) chargingHeaders(req *sip.Request) {
-	if req.GetHeader("P-Charging-Vector") == nil {
+	if header.First(req, "P-Charging-Vector") == nil {
 		var b [16]byte
 		io.ReadFull(p.o.Rand, b[:])
 		req.AppendHeader(sip.NewHeader("P-Charging-Vector", "icid-value="+hex.EncodeToString(b[:])+";icid-generated-at="+p.o.Host))
 	}
-	if p.o.CDF != "" && req.GetHeader("P-Charging-Function-Addresses") == nil {
+	if p.o.CDF != "" && header.First(req, "P-Charging-Function-Addresses") == nil {
 		req.AppendHeader(sip.NewHeader("P-Charging-Function-Addresses", "ccf="+p.o.CDF))
 	}
 }

@@ -104,7 +104,7 @@ func (t *Txn) Respond(res *sip.Response) {
 		t.sent1xx = true
 	}
 	t.mu.Unlock()
-	if res.GetHeader("Server") == nil && res.StatusCode >= 200 && !t.Src.Local {
+	if header.First(res, "Server") == nil && res.StatusCode >= 200 && !t.Src.Local {
 		res.AppendHeader(sip.NewHeader("Server", t.core.cfg.UserAgent))
 	}
 	t.up.respond(res)

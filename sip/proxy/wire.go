@@ -299,7 +299,7 @@ func loopHash(req *sip.Request) string {
 		v, _ := f.Params.Get("tag")
 		io.WriteString(h, v)
 	}
-	if pa := req.GetHeader("Proxy-Authorization"); pa != nil {
+	if pa := header.First(req, "Proxy-Authorization"); pa != nil {
 		io.WriteString(h, pa.Value())
 	}
 	return hex.EncodeToString(h.Sum(nil)[:5])
@@ -342,7 +342,7 @@ func (c *Core) sendCancel(inv *sip.Request, h wireHop) {
 	mf := sip.MaxForwardsHeader(70)
 	cancel.AppendHeader(&mf)
 	for _, name := range []string{"From", "To", "Call-ID"} {
-		if hd := inv.GetHeader(name); hd != nil {
+		if hd := header.First(inv, name); hd != nil {
 			cancel.AppendHeader(sip.HeaderClone(hd))
 		}
 	}

@@ -181,7 +181,7 @@ func (r *Registrar) subscribe(ctx context.Context, req *sip.Request) (*sip.Respo
 	if from == nil || to == nil || callID == nil || cseq == nil {
 		return nil, reject(400, "Missing From, To, Call-ID or CSeq header")
 	}
-	ev := req.GetHeader("Event")
+	ev := header.First(req, "Event")
 	if ev == nil {
 		return nil, reject(489, "Bad Event: no Event header")
 	}

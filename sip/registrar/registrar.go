@@ -273,7 +273,14 @@ func (e abortError) Unwrap() error { return e.err }
 func (r *Registrar) update(ctx context.Context, key string, fn func(rec *aorRecord, exists bool) error) (*aorRecord, error) {
 	for attempt := 1; ; attempt++ {
 		now := r.nowMs()
-		cur, ver, err := r.aors.Get(ctx, key)
+		// The first attempt reads this node's cached copy, which the
+		// compare-and-set below checks: a stale copy (this node does not
+		// lead the shard and lags) costs a retry, which reads through.
+		var opts []kv.ReadOption
+		if attempt == 1 {
+			opts = append(opts, kv.Cached())
+		}
+		cur, ver, err := r.aors.Get(ctx, key, opts...)
 		exists := err == nil
 		if err != nil && !errors.Is(err, kv.ErrNotFound) {
 			return nil, fmt.Errorf("registrar: read %s: %w", key, err)

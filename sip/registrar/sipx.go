@@ -12,13 +12,6 @@ import (
 
 func equalFold(a, b string) bool { return strings.EqualFold(a, b) }
 
-// headerReader is what *sip.Request and *sip.Response share for reading
-// headers.
-type headerReader interface {
-	GetHeader(name string) sip.Header
-	Headers() []sip.Header
-}
-
 // splitList splits a comma-separated header value, leaving commas inside
 // quotes and angle brackets alone (sipgo does not split generic headers).
 func splitList(v string) []string {
@@ -52,7 +45,7 @@ func splitList(v string) []string {
 }
 
 // headerValues returns every comma-separated value of the named headers.
-func headerValues(m headerReader, name string) []string {
+func headerValues(m header.Lister, name string) []string {
 	var out []string
 	for _, h := range header.Get(m, name) {
 		out = append(out, splitList(h.Value())...)
@@ -61,7 +54,7 @@ func headerValues(m headerReader, name string) []string {
 }
 
 // hasToken reports whether a token list header (Supported, Require) holds tok.
-func hasToken(m headerReader, name, tok string) bool {
+func hasToken(m header.Lister, name, tok string) bool {
 	for _, v := range headerValues(m, name) {
 		if equalFold(strings.TrimSpace(v), tok) {
 			return true
@@ -71,8 +64,8 @@ func hasToken(m headerReader, name, tok string) bool {
 }
 
 // expiresHeader returns the Expires header's delta-seconds, if present.
-func expiresHeader(m headerReader) (uint64, bool, error) {
-	h := m.GetHeader("Expires")
+func expiresHeader(m header.Lister) (uint64, bool, error) {
+	h := header.First(m, "Expires")
 	if h == nil {
 		return 0, false, nil
 	}

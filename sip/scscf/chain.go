@@ -161,7 +161,7 @@ func (s *SCSCF) runChain(t *proxy.Txn, c chain, ifcs []ifc.IFC, rr []sip.Uri) {
 	handling := f.AS.DefaultHandling
 	served := c.Served
 	req := t.Req
-	if req.GetHeader("P-Served-User") == nil {
+	if header.First(req, "P-Served-User") == nil {
 		sescase := "term"
 		if c.originating() {
 			sescase = "orig"

@@ -204,7 +204,7 @@ func (s *SCSCF) register(t *proxy.Txn) {
 }
 
 func isRegEvent(req *sip.Request) bool {
-	h := req.GetHeader("Event")
+	h := header.First(req, "Event")
 	if h == nil {
 		return false
 	}
@@ -247,7 +247,7 @@ func servedUser(req *sip.Request) string {
 func (s *SCSCF) originating(t *proxy.Txn) {
 	req := t.Req
 	user := servedUser(req)
-	if req.GetHeader("P-Asserted-Identity") == nil && s.o.ChallengeNonRegister && s.o.Auth != nil {
+	if header.First(req, "P-Asserted-Identity") == nil && s.o.ChallengeNonRegister && s.o.Auth != nil {
 		res := s.o.Auth.Authenticate(t.Context(), req, user, true)
 		if !res.OK {
 			t.Respond(res.Response)
@@ -553,9 +553,9 @@ func (s *SCSCF) sessionExpires(req *sip.Request) {
 	if def <= 0 || def > maxSE {
 		def = min(defaultSessionExpires, maxSE)
 	}
-	h := req.GetHeader("Session-Expires")
+	h := header.First(req, "Session-Expires")
 	if h == nil {
-		h = req.GetHeader("x")
+		h = header.First(req, "x")
 	}
 	if h == nil {
 		req.AppendHeader(sip.NewHeader("Session-Expires", strconv.Itoa(int(def/time.Second))))
@@ -567,7 +567,7 @@ func (s *SCSCF) sessionExpires(req *sip.Request) {
 		return
 	}
 	minSE := 0
-	if m := req.GetHeader("Min-SE"); m != nil {
+	if m := header.First(req, "Min-SE"); m != nil {
 		v, _, _ := strings.Cut(m.Value(), ";")
 		minSE, _ = strconv.Atoi(strings.TrimSpace(v))
 	}

@@ -97,7 +97,7 @@ func (s *SCSCF) sendThirdParty(as ifc.ApplicationServer, impu string, req *sip.R
 	tp.AppendHeader(&sip.CSeqHeader{SeqNo: 1, MethodName: sip.REGISTER})
 	tp.AppendHeader(sip.NewHeader("Contact", "<"+me.String()+">"))
 	tp.AppendHeader(sip.NewHeader("Expires", strconv.Itoa(expires)))
-	if pcv := req.GetHeader("P-Charging-Vector"); pcv != nil {
+	if pcv := header.First(req, "P-Charging-Vector"); pcv != nil {
 		tp.AppendHeader(sip.NewHeader("P-Charging-Vector", pcv.Value()))
 	}
 	if ct, body := thirdPartyBody(as, req, res, s.o.ForceThirdPartyBody); body != nil {

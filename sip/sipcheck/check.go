@@ -211,7 +211,7 @@ func (p Policy) checkMedia(req *sip.Request) *Error {
 		return nil
 	}
 	if len(p.Accept) > 0 {
-		mt, _, _ := strings.Cut(req.GetHeader("Content-Type").Value(), ";")
+		mt, _, _ := strings.Cut(header.First(req, "Content-Type").Value(), ";")
 		mt = strings.ToLower(strings.TrimSpace(mt))
 		if !slices.ContainsFunc(p.Accept, func(a string) bool { return strings.EqualFold(a, mt) }) {
 			return &Error{Code: 415, Reason: "Unsupported Media Type", Accept: p.Accept}
