@@ -27,6 +27,28 @@ func Cached() ReadOption {
 	return func(o *readOptions) { o.cached = true }
 }
 
+// WriteOption adjusts a write.
+type WriteOption func(*writeOptions)
+
+type writeOptions struct {
+	keepCached bool
+}
+
+func writeOpts(opts []WriteOption) writeOptions {
+	var o writeOptions
+	for _, f := range opts {
+		f(&o)
+	}
+	return o
+}
+
+// KeepCached makes this node cache the record a write stores, for a record
+// that is written here and soon read here with Cached, such as a challenge
+// and its answer.
+func KeepCached() WriteOption {
+	return func(o *writeOptions) { o.keepCached = true }
+}
+
 // shardCache returns the shard's record cache, nil if cached reads are off.
 // A node that joins a site learns the number of shards after New, so the
 // caches are made as shards are first seen.
@@ -69,6 +91,9 @@ type recordCache struct {
 type cachedRecord struct {
 	rec  Record // Value is the cache's own copy, shared by readers
 	size int
+	// expected marks a key whose record is not known yet: a write asked to
+	// keep it, and Apply will fill it in.
+	expected bool
 }
 
 // pendingRead is the reads of one key in progress.
@@ -85,7 +110,7 @@ const cacheOverhead = 96
 func (c *recordCache) get(key string, now int64) (Record, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if e, ok := c.m[key]; ok && !expired(e.rec.Expiry, now) {
+	if e, ok := c.m[key]; ok && !e.expected && !expired(e.rec.Expiry, now) {
 		return e.rec, true
 	}
 	if c.reading == nil {
@@ -137,7 +162,42 @@ func (c *recordCache) fill(rec Record) {
 	}
 	if old, ok := c.m[rec.Key]; ok {
 		c.bytes -= old.size
+		delete(c.m, rec.Key)
 	}
+	c.evictLocked(size)
+	c.m[rec.Key] = cachedRecord{rec: rec, size: size}
+	c.bytes += size
+}
+
+// expect makes room for key's record, which a write about to be proposed
+// stores: wrote fills it in when Apply stores it.
+func (c *recordCache) expect(key string) {
+	size := len(key) + cacheOverhead
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.m[key]; ok {
+		return
+	}
+	if c.m == nil {
+		c.m = make(map[string]cachedRecord)
+	}
+	c.evictLocked(size)
+	c.m[key] = cachedRecord{rec: Record{Key: key}, size: size, expected: true}
+	c.bytes += size
+}
+
+// unexpect drops key's room after its write failed.
+func (c *recordCache) unexpect(key string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.m[key]; ok && e.expected {
+		delete(c.m, key)
+		c.bytes -= e.size
+	}
+}
+
+// evictLocked drops entries until size more bytes fit.
+func (c *recordCache) evictLocked(size int) {
 	for k, e := range c.m {
 		if c.bytes+size <= c.limit {
 			break
@@ -145,8 +205,6 @@ func (c *recordCache) fill(rec Record) {
 		delete(c.m, k) // map order is random enough for an eviction policy
 		c.bytes -= e.size
 	}
-	c.m[rec.Key] = cachedRecord{rec: rec, size: size}
-	c.bytes += size
 }
 
 // wrote records that Apply stored value (which nobody modifies later) under

@@ -135,3 +135,40 @@ func TestCacheBound(t *testing.T) {
 		t.Fatal("a record of an eighth of the cache was kept")
 	}
 }
+
+func TestKeepCached(t *testing.T) {
+	f := newFixture(t, 1, Options{})
+	queries := func() int {
+		f.c.mu.Lock()
+		defer f.c.mu.Unlock()
+		return len(f.c.consistency)
+	}
+	if _, err := f.svc.CompareAndSet(f.ctx, "chal/1", []byte("c1"), time.Minute, 0, KeepCached()); err != nil {
+		t.Fatal(err)
+	}
+	before := queries()
+	rec, err := f.svc.Get(f.ctx, "chal/1", Cached())
+	if err != nil || string(rec.Value) != "c1" || rec.Version != 1 {
+		t.Fatalf("cached read of a kept write: %+v, %v", rec, err)
+	}
+	if queries() != before {
+		t.Fatal("a kept write was read from the store")
+	}
+	// A write that fails leaves nothing behind.
+	if _, err := f.svc.CompareAndSet(f.ctx, "chal/1", []byte("c2"), time.Minute, 0, KeepCached()); !errors.Is(err, ErrConflict) {
+		t.Fatalf("second create: %v, want a conflict", err)
+	}
+	if _, err := f.svc.CompareAndSet(f.ctx, "chal/2", []byte("c2"), time.Minute, 7, KeepCached()); !errors.Is(err, ErrConflict) {
+		t.Fatalf("update of a missing record: %v, want a conflict", err)
+	}
+	c := f.svc.shardCache(0)
+	c.mu.Lock()
+	_, left := c.m["chal/2"]
+	c.mu.Unlock()
+	if left {
+		t.Fatal("a failed write left its room in the cache")
+	}
+	if _, err := f.svc.Get(f.ctx, "chal/2", Cached()); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("read of the failed write: %v, want ErrNotFound", err)
+	}
+}

@@ -135,7 +135,18 @@ func (s *Service) PutTTL(ctx context.Context, key string, value []byte, ttl time
 // ifVersion (0: the record must not exist). ttl 0 means no expiry. A mismatch
 // returns a *ConflictError (errors.Is(err, ErrConflict)) with the current
 // version.
-func (s *Service) CompareAndSet(ctx context.Context, key string, value []byte, ttl time.Duration, ifVersion Version) (Version, error) {
+func (s *Service) CompareAndSet(ctx context.Context, key string, value []byte, ttl time.Duration, ifVersion Version, opts ...WriteOption) (Version, error) {
+	if o := writeOpts(opts); o.keepCached {
+		shard := s.cluster.ShardOf([]byte(key))
+		if c := s.cacheOf(shard, readOptions{cached: true}); c != nil {
+			c.expect(key)
+			v, err := s.put(ctx, "compare-and-set", key, value, ttl, true, uint64(ifVersion))
+			if err != nil {
+				c.unexpect(key)
+			}
+			return v, err
+		}
+	}
 	return s.put(ctx, "compare-and-set", key, value, ttl, true, uint64(ifVersion))
 }
 

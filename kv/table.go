@@ -184,12 +184,12 @@ func (t *Table[T]) PutTTL(ctx context.Context, key string, v T, ttl time.Duratio
 
 // CAS stores v under key if its current version is ifVersion (0: must not
 // exist); otherwise it returns a *ConflictError (errors.Is(err, ErrConflict)).
-func (t *Table[T]) CAS(ctx context.Context, key string, v T, ttl time.Duration, ifVersion Version) (Version, error) {
+func (t *Table[T]) CAS(ctx context.Context, key string, v T, ttl time.Duration, ifVersion Version, opts ...WriteOption) (Version, error) {
 	data, err := t.codec.Marshal(v)
 	if err != nil {
 		return 0, fmt.Errorf("kv: %s: encode %q: %w", t.name, key, err)
 	}
-	ver, err := t.svc.CompareAndSet(ctx, t.prefix+key, data, ttl, ifVersion)
+	ver, err := t.svc.CompareAndSet(ctx, t.prefix+key, data, ttl, ifVersion, opts...)
 	t.remember(key, ver, data, v, err)
 	return ver, err
 }

@@ -127,8 +127,25 @@ func (s *Store) RegData(ctx context.Context, impu string) (*RegData, error) {
 	return s.regData(ctx, impu, r, reg, "")
 }
 
-func (s *Store) readReg(ctx context.Context, irs string) (regRecord, kv.Version, error) {
-	reg, ver, err := s.regs.Get(ctx, irs)
+// CachedRegData is RegData read through this node's record cache, for
+// routing (the I-CSCF's user-authorization and location queries), where
+// any node's S-CSCF serves any subscriber: after a change made through
+// another node, it may return the old state until this node's replica has
+// applied the change.
+func (s *Store) CachedRegData(ctx context.Context, impu string) (*RegData, error) {
+	r, err := s.resolve(ctx, impu)
+	if err != nil {
+		return nil, err
+	}
+	reg, _, err := s.readReg(ctx, r.IRS, kv.Cached())
+	if err != nil {
+		return nil, err
+	}
+	return s.regData(ctx, impu, r, reg, "")
+}
+
+func (s *Store) readReg(ctx context.Context, irs string, opts ...kv.ReadOption) (regRecord, kv.Version, error) {
+	reg, ver, err := s.regs.Get(ctx, irs, opts...)
 	if errors.Is(err, kv.ErrNotFound) {
 		return regRecord{}, 0, nil
 	}

@@ -359,7 +359,8 @@ func (a *Authenticator) challenge(ctx context.Context, req *sip.Request, impu st
 	}
 	ch.Proxy, ch.IMPU = proxy, impu
 	ch.Expires = a.opts.Clock.Now().Add(a.opts.ChallengeTTL).UnixNano()
-	if _, err := a.chals.CAS(ctx, challengeKey(impi, nonce), ch, a.opts.ChallengeTTL, 0); err != nil {
+	// Most answers come back to this node: keep the challenge at hand.
+	if _, err := a.chals.CAS(ctx, challengeKey(impi, nonce), ch, a.opts.ChallengeTTL, 0, kv.KeepCached()); err != nil {
 		return a.storeFailure(req, impi, fmt.Errorf("store challenge for %q: %w", impi, err))
 	}
 	hdr := digest.Challenge{Realm: ch.Realm, Nonce: nonce, Opaque: ch.Opaque, Stale: stale,
@@ -424,7 +425,9 @@ func (a *Authenticator) resync(ctx context.Context, req *sip.Request, impu strin
 // verify checks a challenge response.
 func (a *Authenticator) verify(ctx context.Context, req *sip.Request, impu string, proxy bool, c *credentials, deferUse bool) Result {
 	key := challengeKey(c.username, c.nonce)
-	ch, ver, err := a.chals.Get(ctx, key)
+	// A cached copy is safe: every acceptance below is confirmed by a
+	// compare-and-set, here or in the registration that consumes the nonce.
+	ch, ver, err := a.chals.Get(ctx, key, kv.Cached())
 	if errors.Is(err, kv.ErrNotFound) {
 		return a.challenge(ctx, req, impu, proxy, c, true, nil)
 	}

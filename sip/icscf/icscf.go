@@ -23,7 +23,7 @@ import (
 
 // HSS is what the I-CSCF asks of the subscriber store.
 type HSS interface {
-	RegData(ctx context.Context, impu string) (*hss.RegData, error)
+	CachedRegData(ctx context.Context, impu string) (*hss.RegData, error)
 }
 
 // Options configures the I-CSCF.
@@ -83,7 +83,7 @@ func (c *ICSCF) register(t *proxy.Txn) {
 	impu := header.Canonical(to.Address)
 	// One registration-data read answers the UAR: the identity exists, is
 	// not barred, and which S-CSCF (if any) serves it.
-	rd, err := c.o.HSS.RegData(t.Context(), impu)
+	rd, err := c.o.HSS.CachedRegData(t.Context(), impu)
 	switch {
 	case errors.Is(err, hss.ErrNotFound):
 		t.Reply(403, "Forbidden", warning("unknown public identity "+impu))
@@ -113,7 +113,7 @@ func (c *ICSCF) locate(t *proxy.Txn, withENUM bool) {
 			impu = "tel:" + t.Req.Recipient.User
 		}
 	}
-	rd, err := c.o.HSS.RegData(t.Context(), impu)
+	rd, err := c.o.HSS.CachedRegData(t.Context(), impu)
 	switch {
 	case errors.Is(err, hss.ErrNotFound) && strings.HasPrefix(impu, "tel:") && c.o.ENUM != nil && withENUM:
 		// A number the HSS does not know may belong to another network
