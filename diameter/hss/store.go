@@ -415,13 +415,16 @@ func (s *Store) wildcardRE(pattern string) (*regexp.Regexp, error) {
 }
 
 // parallel runs fn for i in [0, n) with at most limit at once and returns
-// the first error.
+// the first error. Two or fewer run in turn: most reads here come from the
+// record cache, and starting goroutines for them cost more than they save.
 func parallel(ctx context.Context, n, limit int, fn func(ctx context.Context, i int) error) error {
-	if n == 0 {
+	if n <= 2 {
+		for i := range n {
+			if err := fn(ctx, i); err != nil {
+				return err
+			}
+		}
 		return nil
-	}
-	if n == 1 {
-		return fn(ctx, 0)
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
