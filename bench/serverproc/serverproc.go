@@ -20,14 +20,38 @@ func FreePort(ip string) (int, error) {
 			return 0, fmt.Errorf("free port on %s: %w", ip, err)
 		}
 		port := l.Addr().(*net.TCPAddr).Port
-		u, err := net.ListenPacket("udp", net.JoinHostPort(ip, strconv.Itoa(port)))
 		l.Close()
-		if err == nil {
-			u.Close()
+		if udpFree(ip, port) {
 			return port, nil
 		}
 	}
 	return 0, fmt.Errorf("free port on %s: none free for both UDP and TCP", ip)
+}
+
+// StablePort returns the first port from lo up to hi free on ip for both
+// UDP and TCP. Below the kernel's ephemeral range, no outgoing connection
+// takes it, so a tool can use it again and again (a UE keeps its contact).
+func StablePort(ip string, lo, hi int) (int, error) {
+	for port := lo; port < hi; port++ {
+		l, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(port)))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		if udpFree(ip, port) {
+			return port, nil
+		}
+	}
+	return 0, fmt.Errorf("no port free for both UDP and TCP on %s in %d-%d", ip, lo, hi-1)
+}
+
+func udpFree(ip string, port int) bool {
+	u, err := net.ListenPacket("udp", net.JoinHostPort(ip, strconv.Itoa(port)))
+	if err != nil {
+		return false
+	}
+	u.Close()
+	return true
 }
 
 // Tail keeps the last bytes written to it.

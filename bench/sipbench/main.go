@@ -215,7 +215,7 @@ func measureTarget(ctx context.Context, o options, target, transport string) fig
 		// contact: a new port per run would leave each user another
 		// binding per run, and later runs would carry more state than
 		// earlier ones.
-		port, err := stablePort("127.0.0.1")
+		port, err := serverproc.StablePort("127.0.0.1", 25060, 28000)
 		if err != nil {
 			f.reg.err = err
 			return f
@@ -236,24 +236,6 @@ func measureTarget(ctx context.Context, o options, target, transport string) fig
 		f.call.err = errNotMeasured
 	}
 	return f
-}
-
-// stablePort finds a port free for UDP and TCP below the kernel's ephemeral
-// range, where no outgoing connection takes it between runs.
-func stablePort(ip string) (int, error) {
-	for port := 25060; port < 28000; port++ {
-		l, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(port)))
-		if err != nil {
-			continue
-		}
-		u, err := net.ListenPacket("udp", net.JoinHostPort(ip, strconv.Itoa(port)))
-		l.Close()
-		if err == nil {
-			u.Close()
-			return port, nil
-		}
-	}
-	return 0, fmt.Errorf("no port free for UDP and TCP on %s in 25060-27999", ip)
 }
 
 // measureCalls registers one callee (a SIPp that answers 180, 200 and the
