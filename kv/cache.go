@@ -4,13 +4,13 @@ import "sync"
 
 // Cached reads keep records this node read in memory, per shard, and serve
 // them again without a Raft round or a store lookup. Every change to a key
-// reaches this node's replica through Apply, which drops the key's entry, so
-// an entry is never older than the local replica: on the shard's leader a
-// cached read sees every acknowledged write, and elsewhere it lags by the
-// replication delay, as LocalRead does.
+// reaches this node's replica through Apply, which gives the key's entry the
+// new record or drops it, so an entry is never older than the local replica:
+// on the shard's leader a cached read sees every acknowledged write, and
+// elsewhere it lags by the replication delay, as LocalRead does.
 //
 // Fills race with changes: a read that began before a change was applied may
-// return the old record after Apply dropped the key. A read registers its key
+// return the old record after Apply changed the key. A read registers its key
 // before it starts, Apply marks the registered keys it changes, and a marked
 // read fills nothing.
 
@@ -89,7 +89,7 @@ type recordCache struct {
 }
 
 type cachedRecord struct {
-	rec  Record // Value is the cache's own copy, shared by readers
+	rec  Record // Value is never modified: readers share it
 	size int
 	// expected marks a key whose record is not known yet: a write asked to
 	// keep it, and Apply will fill it in.
