@@ -105,6 +105,11 @@ type pendingRead struct {
 // cacheOverhead approximates an entry's bookkeeping beyond key and value.
 const cacheOverhead = 96
 
+// entrySize is what keeping rec costs, by the cache's reckoning.
+func entrySize(rec Record) int {
+	return len(rec.Key) + len(rec.Value) + len(rec.Site) + cacheOverhead
+}
+
 // get returns key's cached record if it has not expired at now. Otherwise
 // it registers a read of key, to be followed by fill or abandon.
 func (c *recordCache) get(key string, now int64) (Record, bool) {
@@ -148,7 +153,7 @@ func (c *recordCache) abandon(key string) {
 // fill ends a read of rec's key and keeps rec, unless the key changed while
 // the read ran: the read may then predate the change.
 func (c *recordCache) fill(rec Record) {
-	size := len(rec.Key) + len(rec.Value) + len(rec.Site) + cacheOverhead
+	size := entrySize(rec)
 	value := rec.Value
 	rec.Value = nil
 	c.mu.Lock()
@@ -172,7 +177,7 @@ func (c *recordCache) fill(rec Record) {
 // expect makes room for key's record, which a write about to be proposed
 // stores: wrote fills it in when Apply stores it.
 func (c *recordCache) expect(key string) {
-	size := len(key) + cacheOverhead
+	size := entrySize(Record{Key: key})
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if _, ok := c.m[key]; ok {
@@ -222,7 +227,7 @@ func (c *recordCache) wrote(key []byte, h recordHeader, value []byte) {
 		return
 	}
 	rec := Record{Key: e.rec.Key, Value: value, Version: Version(h.version), HLC: h.hlc, Site: string(h.site), Expiry: h.expiry}
-	size := len(rec.Key) + len(rec.Value) + len(rec.Site) + cacheOverhead
+	size := entrySize(rec)
 	c.bytes += size - e.size
 	if size > c.limit/16 || c.bytes > c.limit {
 		delete(c.m, e.rec.Key)

@@ -136,26 +136,16 @@ func (s *Service) PutTTL(ctx context.Context, key string, value []byte, ttl time
 // returns a *ConflictError (errors.Is(err, ErrConflict)) with the current
 // version.
 func (s *Service) CompareAndSet(ctx context.Context, key string, value []byte, ttl time.Duration, ifVersion Version, opts ...WriteOption) (Version, error) {
-	if o := writeOpts(opts); o.keepCached {
-		shard := s.cluster.ShardOf([]byte(key))
-		if c := s.cacheOf(shard, readOptions{cached: true}); c != nil {
-			c.expect(key)
-			v, err := s.put(ctx, "compare-and-set", key, value, ttl, true, uint64(ifVersion))
-			if err != nil {
-				c.unexpect(key)
-			}
-			return v, err
-		}
-	}
-	return s.put(ctx, "compare-and-set", key, value, ttl, true, uint64(ifVersion))
-}
-
-func (s *Service) put(ctx context.Context, what, key string, value []byte, ttl time.Duration, cond bool, ifVersion uint64) (Version, error) {
-	v, _, err := s.putWith(ctx, what, key, value, ttl, cond, ifVersion, nil)
+	v, _, err := s.putWith(ctx, "compare-and-set", key, value, ttl, true, uint64(ifVersion), nil, writeOpts(opts))
 	return v, err
 }
 
-func (s *Service) putWith(ctx context.Context, what, key string, value []byte, ttl time.Duration, cond bool, ifVersion uint64, also *Rider) (Version, []byte, error) {
+func (s *Service) put(ctx context.Context, what, key string, value []byte, ttl time.Duration, cond bool, ifVersion uint64) (Version, error) {
+	v, _, err := s.putWith(ctx, what, key, value, ttl, cond, ifVersion, nil, writeOptions{})
+	return v, err
+}
+
+func (s *Service) putWith(ctx context.Context, what, key string, value []byte, ttl time.Duration, cond bool, ifVersion uint64, also *Rider, o writeOptions) (Version, []byte, error) {
 	if err := checkKey(key); err != nil {
 		return 0, nil, fmt.Errorf("kv: %s: %w", what, err)
 	}
@@ -167,12 +157,21 @@ func (s *Service) putWith(ctx context.Context, what, key string, value []byte, t
 	cmd = appendPut(cmd, site, key, nil, int64(ttl), cond, ifVersion)
 	shard := s.shardOfTail(cmd, key)
 	cmd = append(cmd, value...)
-	res, alsoRes, err := s.propose(ctx, shard, cmd, also)
-	if err != nil {
-		return 0, nil, fmt.Errorf("kv: %s %q: %w", what, key, err)
+	var kept *recordCache
+	if o.keepCached {
+		if kept = s.cacheOf(shard, readOptions{cached: true}); kept != nil {
+			kept.expect(key)
+		}
 	}
-	v, err := writeResult(res, key)
+	res, alsoRes, err := s.propose(ctx, shard, cmd, also)
+	var v Version
+	if err == nil {
+		v, err = writeResult(res, key)
+	}
 	if err != nil {
+		if kept != nil {
+			kept.unexpect(key)
+		}
 		return 0, nil, fmt.Errorf("kv: %s %q: %w", what, key, err)
 	}
 	return v, alsoRes, nil
@@ -220,7 +219,7 @@ func (s *Service) Refused(res []byte) bool { return len(res) == 0 || res[0] != r
 // which is applied only if the compare-and-set succeeds; its result is
 // returned (nil when not applied).
 func (s *Service) CompareAndSetWith(ctx context.Context, key string, value []byte, ttl time.Duration, ifVersion Version, also Rider) (Version, []byte, error) {
-	return s.putWith(ctx, "compare-and-set", key, value, ttl, true, uint64(ifVersion), &also)
+	return s.putWith(ctx, "compare-and-set", key, value, ttl, true, uint64(ifVersion), &also, writeOptions{})
 }
 
 // DeleteIfWith is DeleteIf committed in one entry with also, which is

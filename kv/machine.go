@@ -212,18 +212,14 @@ func (a *applier) write(op Op, key []byte, h recordHeader, value []byte, oldExpi
 	return a.appendFeed(entry)
 }
 
-func (a *applier) changed(key []byte) {
-	if a.cache != nil {
-		a.cache.changed(key)
-	}
-}
-
 // remove deletes a record and its expiry index entry, and appends the change.
 func (a *applier) remove(op Op, key []byte, h recordHeader, storedExpiry int64) error {
 	if err := a.recs.Delete(key); err != nil {
 		return fmt.Errorf("delete record %q: %w", key, err)
 	}
-	a.changed(key)
+	if a.cache != nil {
+		a.cache.changed(key)
+	}
 	if err := a.reindex(key, storedExpiry, 0); err != nil {
 		return err
 	}

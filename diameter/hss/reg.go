@@ -116,15 +116,7 @@ func (r *RegData) PublicIDs() []PublicIdentity {
 
 // RegData returns the registration data of impu's IRS without changing it.
 func (s *Store) RegData(ctx context.Context, impu string) (*RegData, error) {
-	r, err := s.resolve(ctx, impu)
-	if err != nil {
-		return nil, err
-	}
-	reg, _, err := s.readReg(ctx, r.IRS)
-	if err != nil {
-		return nil, err
-	}
-	return s.regData(ctx, impu, r, reg, "")
+	return s.readRegData(ctx, impu)
 }
 
 // CachedRegData is RegData read through this node's record cache, for
@@ -133,11 +125,16 @@ func (s *Store) RegData(ctx context.Context, impu string) (*RegData, error) {
 // another node, it may return the old state until this node's replica has
 // applied the change.
 func (s *Store) CachedRegData(ctx context.Context, impu string) (*RegData, error) {
+	return s.readRegData(ctx, impu, kv.Cached())
+}
+
+// readRegData reads impu's registration data, its state read with opts.
+func (s *Store) readRegData(ctx context.Context, impu string, opts ...kv.ReadOption) (*RegData, error) {
 	r, err := s.resolve(ctx, impu)
 	if err != nil {
 		return nil, err
 	}
-	reg, _, err := s.readReg(ctx, r.IRS, kv.Cached())
+	reg, _, err := s.readReg(ctx, r.IRS, opts...)
 	if err != nil {
 		return nil, err
 	}
